@@ -1,0 +1,159 @@
+"""Value objects that describe a video, what was heard and seen in it, and the clips cut from it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from domain.errors import InvalidOptions
+
+# Per-second feature columns the analyzer produces (order is the matrix's column order).
+MEDIA_FEATURES: tuple[str, ...] = (
+    "brightness",
+    "colourfulness",
+    "motion",
+    "shot_change",
+    "loudness",
+    "loudness_delta",
+    "speech_prob",
+)
+# Per-second columns derived from the transcript (domain.text_features).
+TEXT_FEATURES: tuple[str, ...] = ("speaking_rate", "pause", "sentence_end")
+
+
+@attrs.frozen
+class MediaInfo:
+    duration: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    audio_codec: str | None
+    has_audio: bool
+    size_bytes: int = 0
+    format_name: str = ""
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@attrs.frozen
+class Span:
+    start: float
+    end: float
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.end >= self.start >= 0):
+            raise ValueError(f"invalid span {self.start}..{self.end}")
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def overlaps(self, other: Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t <= self.end
+
+
+@attrs.frozen(eq=False)
+class Analysis:
+    """What the analyzer saw and heard: one row per second of video, plus cut and speech events."""
+
+    info: MediaInfo
+    columns: tuple[str, ...]
+    features: np.ndarray  # shape (seconds, len(columns)), float32
+    shot_cuts: tuple[float, ...]
+    speech: tuple[Span, ...]
+
+    def __attrs_post_init__(self) -> None:
+        if self.features.ndim != 2 or self.features.shape[1] != len(self.columns):
+            raise ValueError("feature matrix does not match its columns")
+
+    @property
+    def seconds(self) -> int:
+        return int(self.features.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        return self.features[:, self.columns.index(name)]
+
+
+@attrs.frozen
+class Word:
+    text: str
+    start: float
+    end: float
+    confidence: float = 1.0
+
+
+@attrs.frozen
+class Transcript:
+    words: tuple[Word, ...] = ()
+    language: str = "en"
+
+    def between(self, span: Span) -> tuple[Word, ...]:
+        return tuple(w for w in self.words if w.start >= span.start and w.end <= span.end)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+class Aspect(enum.StrEnum):
+    SOURCE = "source"
+    VERTICAL = "9:16"
+    SQUARE = "1:1"
+
+
+CAPTION_FORMATS = frozenset({"srt", "vtt"})
+
+
+def _caption_formats(value: Sequence[str] | frozenset[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen
+class ClipOptions:
+    min_seconds: float = 15.0
+    max_seconds: float = 60.0
+    max_clips: int = 5
+    aspect: Aspect = attrs.field(default=Aspect.SOURCE, converter=Aspect)
+    caption_formats: frozenset[str] = attrs.field(
+        default=frozenset({"srt", "vtt"}), converter=_caption_formats
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.min_seconds <= self.max_seconds:
+            raise InvalidOptions("min length must be at least 1 s and not above max length")
+        if self.max_seconds > 600:
+            raise InvalidOptions("max length must be at most 600 s")
+        if not 1 <= self.max_clips <= 50:
+            raise InvalidOptions("max clips must be between 1 and 50")
+        unknown = self.caption_formats - CAPTION_FORMATS
+        if unknown:
+            raise InvalidOptions(f"unknown caption format(s): {', '.join(sorted(unknown))}; use srt, vtt")
+
+
+@attrs.frozen
+class Clip:
+    span: Span
+    score: float
+    rank: int
+    words: tuple[Word, ...] = ()
+    title: str = ""
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+@attrs.frozen
+class RenderedClip:
+    clip: Clip
+    media_path: str
+    captions: dict[str, str] = attrs.field(factory=dict)  # format -> path

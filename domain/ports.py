@@ -1,0 +1,178 @@
+"""The hexagon's ports: what the application needs from the outside world, as plain Protocols.
+
+Media ports are synchronous (CPU-bound work that use cases run in worker threads); storage and
+cache ports are async (network I/O on the event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+import attrs
+import numpy as np
+
+from domain.jobs import Feedback, Job, ModelVersion, StoredClip, TrainingRun, Video
+from domain.media import Analysis, Clip, ClipOptions, MediaInfo, RenderedClip, Transcript
+
+# (fraction done in [0, 1]) -> None; a stage reports through its own callback.
+Progress = Callable[[float], None]
+
+
+def no_progress(_: float) -> None:
+    return None
+
+
+@attrs.frozen
+class FetchedMedia:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+class MediaFetcher(Protocol):
+    """Turns a source (a local path, an upload, a URL) into a local file and its sha256."""
+
+    def fetch(self, source: str) -> FetchedMedia: ...
+
+
+class MediaAnalyzer(Protocol):
+    """Probes a file against limits and extracts per-second features, shot cuts and speech."""
+
+    version: str
+
+    def probe(self, path: Path) -> MediaInfo:
+        """Raise MediaError/MediaLimitExceeded for files that must not be decoded."""
+        ...
+
+    def analyze(self, path: Path, info: MediaInfo, progress: Progress = no_progress) -> Analysis: ...
+
+
+class Transcriber(Protocol):
+    """Words with times; an analysis' speech segments guide where audio may be cut into chunks."""
+
+    version: str
+
+    def transcribe(self, path: Path, analysis: Analysis, progress: Progress = no_progress) -> Transcript: ...
+
+
+class VideoModel(Protocol):
+    """Scores each second of an analysed video; higher is more clip-worthy."""
+
+    @property
+    def version(self) -> str: ...
+
+    def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray: ...
+
+
+class ClipRenderer(Protocol):
+    """Cuts a span into a playable mp4 (reframed to the options' aspect) plus caption files."""
+
+    version: str
+
+    def render(
+        self,
+        source: Path,
+        info: MediaInfo,
+        clip: Clip,
+        options: ClipOptions,
+        out_dir: Path,
+        progress: Progress = no_progress,
+    ) -> RenderedClip: ...
+
+
+class MediaStore(Protocol):
+    """Where rendered files live (a local folder, or a shared volume at scale)."""
+
+    def clip_dir(self, job_id: str) -> Path: ...
+
+
+class Cache(Protocol):
+    """Bytes by key with a time to live. Misses are normal; a broken backend behaves as a miss."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int | None = None) -> None: ...
+
+
+class VideoRepository(Protocol):
+    async def add(self, video: Video) -> None: ...
+    async def get(self, video_id: str) -> Video | None: ...
+    async def by_sha256(self, sha256: str) -> Video | None: ...
+
+
+class JobRepository(Protocol):
+    async def add(self, job: Job) -> None: ...
+    async def get(self, job_id: str) -> Job | None: ...
+    async def update(self, job: Job) -> None: ...
+    async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]: ...
+
+
+class ClipRepository(Protocol):
+    async def add_many(self, clips: Sequence[StoredClip]) -> None: ...
+    async def get(self, clip_id: str) -> StoredClip | None: ...
+    async def for_job(self, job_id: str) -> Sequence[StoredClip]: ...
+
+
+class FeedbackRepository(Protocol):
+    async def add(self, feedback: Feedback) -> None: ...
+    async def for_clip(self, clip_id: str) -> Sequence[Feedback]: ...
+
+
+class ModelVersionRepository(Protocol):
+    async def add(self, version: ModelVersion) -> None: ...
+    async def get(self, version_id: str) -> ModelVersion | None: ...
+    async def active(self) -> ModelVersion | None: ...
+    async def activate(self, version_id: str) -> None: ...
+    async def list(self) -> Sequence[ModelVersion]: ...
+
+
+class TrainingRunRepository(Protocol):
+    async def add(self, run: TrainingRun) -> None: ...
+    async def get(self, run_id: str) -> TrainingRun | None: ...
+    async def update(self, run: TrainingRun) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: ``async with uow:`` rolls back unless ``await uow.commit()`` was called."""
+
+    videos: VideoRepository
+    jobs: JobRepository
+    clips: ClipRepository
+    feedback: FeedbackRepository
+    models: ModelVersionRepository
+    training_runs: TrainingRunRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class DependencyProbe(Protocol):
+    """A health check of one external dependency: returns normally when healthy, raises otherwise."""
+
+    name: str
+    required: bool
+
+    async def check(self) -> None: ...
+
+
+class Trainer(Protocol):
+    """Trains a model version from labelled examples; filled in by the training issue."""
+
+    def train(self, dataset_path: Path, out_dir: Path, progress: Progress = no_progress) -> ModelVersion: ...
