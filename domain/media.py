@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -137,6 +138,48 @@ class ClipOptions:
         unknown = self.caption_formats - CAPTION_FORMATS
         if unknown:
             raise InvalidOptions(f"unknown caption format(s): {', '.join(sorted(unknown))}; use srt, vtt")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "min_seconds": self.min_seconds,
+            "max_seconds": self.max_seconds,
+            "max_clips": self.max_clips,
+            "aspect": self.aspect.value,
+            "caption_formats": sorted(self.caption_formats),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClipOptions:
+        """Options from untrusted input: unknown keys and wrong types are InvalidOptions, never a crash."""
+        allowed = {field.name for field in attrs.fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise InvalidOptions(f"unknown option(s): {', '.join(sorted(unknown))}")
+        try:
+            values: dict[str, Any] = {}
+            for name in ("min_seconds", "max_seconds"):
+                if name in data:
+                    values[name] = _number(data[name], name)
+            if "max_clips" in data:
+                if isinstance(data["max_clips"], bool) or not isinstance(data["max_clips"], int):
+                    raise InvalidOptions("max_clips must be an integer")
+                values["max_clips"] = data["max_clips"]
+            if "aspect" in data:
+                values["aspect"] = Aspect(data["aspect"])
+            if "caption_formats" in data:
+                formats = data["caption_formats"]
+                if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
+                    raise InvalidOptions("caption_formats must be a list of strings")
+                values["caption_formats"] = frozenset(formats)
+        except (TypeError, ValueError) as error:
+            raise InvalidOptions(f"invalid options: {error}") from None
+        return cls(**values)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidOptions(f"{name} must be a number")
+    return float(value)
 
 
 @attrs.frozen

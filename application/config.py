@@ -1,0 +1,163 @@
+"""Every setting the service reads, parsed once from the environment into a typed, frozen AppConfig.
+
+A bad value stops start-up with one line naming the variable and what it accepts (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """One bad setting; ``str()`` is the single line to show the operator."""
+
+    def __init__(self, variable: str, value: str, accepted: str) -> None:
+        super().__init__(f"{variable}={value!r} is not valid: expected {accepted}")
+        self.variable = variable
+
+
+def _int(minimum: int, maximum: int | None = None) -> tuple[Callable[[str], Any], str]:
+    accepted = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(raw)
+        return value
+
+    return parse, accepted
+
+
+def _float(minimum: float) -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not value >= minimum:  # also rejects nan
+            raise ValueError(raw)
+        return value
+
+    return parse, f"a number >= {minimum:g}"
+
+
+def _bool() -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(raw)
+
+    return parse, "one of true, false, 1, 0, yes, no, on, off"
+
+
+def _choice(*choices: str) -> tuple[Callable[[str], Any], str]:
+    canonical = {choice.lower(): choice for choice in choices}
+
+    def parse(raw: str) -> str:
+        return canonical[raw.strip().lower()]  # KeyError -> ConfigError
+
+    return parse, "one of " + ", ".join(choices)
+
+
+def _url(*schemes: str) -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not any(value.startswith(f"{scheme}://") for scheme in schemes):
+            raise ValueError(raw)
+        return value
+
+    return parse, "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+
+
+def _text(nonempty: bool = True) -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> str:
+        if nonempty and not raw.strip():
+            raise ValueError(raw)
+        return raw.strip()
+
+    return parse, "a non-empty string"
+
+
+def _path() -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> Path:
+        if not raw.strip():
+            raise ValueError(raw)
+        return Path(raw.strip()).expanduser()
+
+    return parse, "a filesystem path"
+
+
+def _setting(env: str, default: Any, kind: tuple[Callable[[str], Any], str]) -> Any:
+    parse, accepted = kind
+    return attrs.field(default=default, metadata={"env": env, "parse": parse, "accepted": accepted})
+
+
+@attrs.frozen
+class AppConfig:
+    """Typed settings; field metadata names the environment variable behind each one."""
+
+    database_url: str = _setting(
+        "DATABASE_URL",
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/opusclip",
+        _url("postgresql", "postgresql+asyncpg", "postgres"),
+    )
+    database_pool_size: int = _setting("DATABASE_POOL_SIZE", 10, _int(1, 1000))
+    database_max_overflow: int = _setting("DATABASE_MAX_OVERFLOW", 10, _int(0, 1000))
+    database_connect_timeout: float = _setting("DATABASE_CONNECT_TIMEOUT", 3.0, _float(0.1))
+    database_command_timeout: float = _setting("DATABASE_COMMAND_TIMEOUT", 30.0, _float(0.1))
+    database_pool_timeout: float = _setting("DATABASE_POOL_TIMEOUT", 5.0, _float(0.1))
+    redis_url: str = _setting("REDIS_URL", "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"))
+    cache_enabled: bool = _setting("CACHE_ENABLED", True, _bool())
+    cache_ttl_seconds: int = _setting("CACHE_TTL_SECONDS", 7 * 24 * 3600, _int(1))
+    model_cache_dir: Path = _setting("MODEL_CACHE_DIR", Path("models"), _path())
+    model_version: str = _setting("MODEL_VERSION", "", _text(nonempty=False))
+    device: str = _setting("DEVICE", "auto", _choice("auto", "cpu", "cuda", "mps"))
+    mixed_precision: bool = _setting("MIXED_PRECISION", True, _bool())
+    max_workers: int = _setting("MAX_WORKERS", max(1, os.cpu_count() or 1), _int(1, 256))
+    request_timeout: float = _setting("REQUEST_TIMEOUT", 30.0, _float(0.1))
+    enable_metrics: bool = _setting("ENABLE_METRICS", True, _bool())
+    enable_health_checks: bool = _setting("ENABLE_HEALTH_CHECKS", True, _bool())
+    health_check_interval: float = _setting("HEALTH_CHECK_INTERVAL", 10.0, _float(0.1))
+    media_dir: Path = _setting("MEDIA_DIR", Path("media"), _path())
+    max_upload_bytes: int = _setting("MAX_UPLOAD_BYTES", 2 * 1024**3, _int(1))
+    max_video_seconds: float = _setting("MAX_VIDEO_SECONDS", 4 * 3600.0, _float(1.0))
+    max_video_pixels: int = _setting("MAX_VIDEO_PIXELS", 3840 * 2160, _int(1))
+    jwt_secret: str = _setting("JWT_SECRET", "", _text(nonempty=False))
+    jwt_algorithm: str = _setting("JWT_ALGORITHM", "HS256", _choice("HS256", "HS384", "HS512"))
+    jwt_issuer: str = _setting("JWT_ISSUER", "video-opusclip", _text())
+    jwt_audience: str = _setting("JWT_AUDIENCE", "video-opusclip", _text())
+    jwt_ttl_seconds: int = _setting("JWT_TTL_SECONDS", 3600, _int(1))
+    rate_limit_enabled: bool = _setting("RATE_LIMIT_ENABLED", True, _bool())
+    rate_limit_default: str = _setting("RATE_LIMIT_DEFAULT", "120/minute", _text())
+    rate_limit_submit: str = _setting("RATE_LIMIT_SUBMIT", "10/minute", _text())
+    log_level: str = _setting("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error", "critical"))
+    log_format: str = _setting("LOG_FORMAT", "json", _choice("json", "console"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        """Read every setting; unset or empty variables keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            name = field.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field.name] = field.metadata["parse"](raw)
+            except (ValueError, TypeError, KeyError):
+                raise ConfigError(name, raw, field.metadata["accepted"]) from None
+        return cls(**values)
+
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """The environment variables AppConfig reads (docker/ files are checked against this)."""
+        return frozenset(field.metadata["env"] for field in attrs.fields(cls))
