@@ -1,0 +1,117 @@
+"""Reads a file's container facts with PyAV and refuses files that must not be decoded."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import attrs
+import av
+
+from domain.errors import MediaError, MediaLimitExceeded
+from domain.media import MediaInfo
+
+# First bytes of containers we would expect a video in; a file that starts like one but will not open
+# was cut short or damaged, which deserves a different message from "this is not media at all".
+_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3", b"RIFF", b"OggS", b"FLV", b"\x00\x00\x01\xba", b"G@")
+
+
+@attrs.frozen
+class MediaLimits:
+    max_seconds: float = 4 * 3600.0
+    max_pixels: int = 3840 * 2160
+    max_bytes: int = 8 * 1024**3
+
+
+def probe(path: Path, limits: MediaLimits) -> MediaInfo:
+    """Container facts of ``path``; raises MediaError / MediaLimitExceeded with a one-line message."""
+    name = path.name
+    if not path.is_file():
+        raise MediaError(f"{name}: file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(f"{name}: file is empty")
+    if size > limits.max_bytes:
+        raise MediaLimitExceeded(f"{name}: {size} bytes is over the limit of {limits.max_bytes} bytes")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        if _looks_like_media(path):
+            raise MediaError(f"{name}: truncated or corrupt media ({_reason(e)})") from None
+        raise MediaError(f"{name}: not a media file") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{name}: no video stream (audio-only or data file)")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        duration = _duration(container, video)
+        if duration is None or duration <= 0:
+            raise MediaError(f"{name}: truncated or corrupt media (duration unknown)")
+        width, height = video.codec_context.width, video.codec_context.height
+        if width <= 0 or height <= 0:
+            raise MediaError(f"{name}: truncated or corrupt media (frame size unknown)")
+        if width * height > limits.max_pixels:
+            raise MediaLimitExceeded(
+                f"{name}: {width}x{height} is over the limit of {limits.max_pixels} pixels per frame"
+            )
+        if duration > limits.max_seconds:
+            raise MediaLimitExceeded(
+                f"{name}: {duration:.0f} s is over the limit of {limits.max_seconds:.0f} s"
+            )
+        rate = video.average_rate or video.guessed_rate
+        info = MediaInfo(
+            duration=duration,
+            width=width,
+            height=height,
+            fps=float(rate) if rate else 0.0,
+            video_codec=video.codec_context.name,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            has_audio=audio is not None,
+            size_bytes=size,
+            format_name=container.format.name,
+        )
+    _check_decodes(path, duration)
+    return info
+
+
+def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
+    if video.duration is not None and video.time_base is not None:
+        return float(video.duration * video.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _check_decodes(path: Path, duration: float) -> None:
+    """The first frame must decode and the packets of the last seconds must be there.
+
+    A file whose header survived but whose data was cut off opens fine and claims its full duration;
+    reading (not decoding) the tail packets finds that cheaply, whatever the keyframe interval.
+    """
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            time_base = stream.time_base or Fraction(1, av.time_base)
+            if next(iter(container.decode(stream)), None) is None:
+                raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")
+            tail = max(0.0, duration - 1.5)
+            container.seek(int(tail * av.time_base))
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    break
+                if packet.pts is not None and float(packet.pts * time_base) >= tail:
+                    return
+    except av.FFmpegError as e:
+        raise MediaError(f"{path.name}: truncated or corrupt media ({_reason(e)})") from None
+    raise MediaError(f"{path.name}: truncated or corrupt media (the file ends early)")
+
+
+def _looks_like_media(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(12)
+    return any(magic in head for magic in _MAGIC)
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return " ".join(str(text).split())[:120]
