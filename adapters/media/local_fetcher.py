@@ -1,0 +1,37 @@
+"""MediaFetcher for files already on this machine (the CLI, uploads saved by the API)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import attrs
+
+from domain.errors import MediaError
+from domain.ports import FetchedMedia
+
+_BLOCK = 1 << 20
+
+
+@attrs.frozen
+class LocalFileFetcher:
+    """Resolves a local path (or ``file://`` URL) and hashes it in blocks, never loading it whole."""
+
+    def fetch(self, source: str) -> FetchedMedia:
+        path = Path(source.removeprefix("file://")).expanduser()
+        if not path.exists():
+            raise MediaError(f"{source}: no such file")
+        if not path.is_file():
+            raise MediaError(f"{source}: not a regular file")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with path.open("rb") as handle:
+                while block := handle.read(_BLOCK):
+                    digest.update(block)
+                    size += len(block)
+        except OSError as error:
+            raise MediaError(f"{source}: cannot be read ({error.strerror})") from None
+        if size == 0:
+            raise MediaError(f"{source}: the file is empty (0 bytes)")
+        return FetchedMedia(path=path.resolve(), sha256=digest.hexdigest(), size_bytes=size)
