@@ -112,6 +112,18 @@ def smooth_path(
     return CropPath(t, np.clip(out, lo, hi))
 
 
+def frontal_face_cascade() -> cv2.CascadeClassifier:
+    """OpenCV's frontal-face Haar cascade; DependencyUnavailable where this OpenCV build lacks it."""
+    # OpenCV 5 dropped the Haar cascades from the main module; fail at start-up, not mid-job.
+    data = getattr(cv2, "data", None)
+    if not hasattr(cv2, "CascadeClassifier") or data is None:
+        raise DependencyUnavailable("this OpenCV build has no Haar cascades (use opencv-python-headless 4.x)")
+    cascade = cv2.CascadeClassifier(data.haarcascades + "haarcascade_frontalface_default.xml")
+    if cascade.empty():
+        raise DependencyUnavailable("the frontal-face Haar cascade could not be loaded")
+    return cascade
+
+
 @attrs.define
 class HaarFaceTracker:
     """Face following with the frontal-face Haar cascade shipped in opencv-python(-headless) 4.x."""
@@ -123,13 +135,7 @@ class HaarFaceTracker:
     _cascade: cv2.CascadeClassifier = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        # OpenCV 5 dropped the Haar cascades from the main module; fail at start-up, not mid-job.
-        data = getattr(cv2, "data", None)
-        if not hasattr(cv2, "CascadeClassifier") or data is None:
-            raise DependencyUnavailable("this OpenCV build has no Haar cascades (use opencv 4.x)")
-        self._cascade = cv2.CascadeClassifier(data.haarcascades + "haarcascade_frontalface_default.xml")
-        if self._cascade.empty():
-            raise DependencyUnavailable("the frontal-face Haar cascade could not be loaded")
+        self._cascade = frontal_face_cascade()
 
     def track(self, source: Path, span: Span, window: float) -> CropPath:
         times, detections, width = self._detect(source, span)

@@ -1,0 +1,280 @@
+"""Cuts a span of a video into an h264/aac mp4, optionally reframed around the main face, with captions.
+
+Only the span is decoded: seek to the keyframe before it, drop frames before its first frame, and
+trim audio to the sample at that frame's time so picture and sound start together at timestamp 0.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import attrs
+import av
+import numpy as np
+
+from adapters.media.faces import CropPath, FaceTracker
+from domain.captions import to_srt, to_vtt
+from domain.errors import MediaError
+from domain.media import Aspect, Clip, ClipOptions, MediaInfo, RenderedClip
+from domain.ports import Progress, no_progress
+
+_AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
+_AAC_FRAME = 1024
+_CAPTIONS = {"srt": to_srt, "vtt": to_vtt}
+
+
+def _even(value: float) -> int:
+    v = int(value)
+    return max(2, v - v % 2)
+
+
+def crop_size(width: int, height: int, aspect: Aspect) -> tuple[int, int]:
+    """The crop window for ``aspect`` at source resolution (never upscaled), with even sides."""
+    if aspect is Aspect.SOURCE:
+        return _even(width), _even(height)
+    num, den = (9, 16) if aspect is Aspect.VERTICAL else (1, 1)
+    if width * den > height * num:
+        return min(_even(width), _even(round(height * num / den))), _even(height)
+    return _even(width), min(_even(height), _even(round(width * den / num)))
+
+
+@attrs.frozen
+class _Window:
+    """Where to cut each frame: a fixed size, a horizontal position that follows a crop path."""
+
+    width: int
+    height: int
+    source_width: int
+    source_height: int
+    path: CropPath
+
+    def origin(self, t: float) -> tuple[int, int]:
+        x = self.path.at(t) * self.source_width - self.width / 2
+        # Even offsets keep the 2x2 chroma blocks of yuv420p aligned with the luma.
+        x0 = int(np.clip(round(x / 2) * 2, 0, self.source_width - self.width))
+        y0 = (self.source_height - self.height) // 4 * 2
+        return x0 - x0 % 2, y0
+
+    def cut(self, frame: av.VideoFrame, t: float) -> av.VideoFrame:
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        x0, y0 = self.origin(t)
+        if (x0, y0, self.width, self.height) == (0, 0, frame.width, frame.height):
+            return frame
+        y = _plane(frame, 0)[y0 : y0 + self.height, x0 : x0 + self.width]
+        cx, cy, cw, ch = x0 // 2, y0 // 2, self.width // 2, self.height // 2
+        u = _plane(frame, 1)[cy : cy + ch, cx : cx + cw]
+        v = _plane(frame, 2)[cy : cy + ch, cx : cx + cw]
+        packed = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(self.height * 3 // 2, self.width)
+        return av.VideoFrame.from_ndarray(packed, format="yuv420p")
+
+
+def _time_base(stream: av.VideoStream) -> Fraction:
+    if stream.time_base is None:
+        raise MediaError("the video stream has no time base")
+    return stream.time_base
+
+
+def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    plane = frame.planes[index]
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+
+
+@attrs.define
+class _AudioCut:
+    """Trims decoded audio to [start, end) of source time and feeds it, resampled, to an aac stream."""
+
+    container: av.container.OutputContainer
+    stream: av.AudioStream
+    resampler: av.AudioResampler
+    end: float = 0.0
+    start: float | None = None
+    pending: list[av.AudioFrame] = attrs.field(factory=list)
+    done: bool = False
+
+    @classmethod
+    def open(cls, container: av.container.OutputContainer, source: av.AudioStream, bitrate: int) -> _AudioCut:
+        rate = source.rate if source.rate in _AAC_RATES else 48_000
+        layout = "mono" if source.channels == 1 else "stereo"
+        stream = container.add_stream("aac", rate=rate, layout=layout)
+        stream.bit_rate = bitrate
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=_AAC_FRAME)
+        return cls(container, stream, resampler)
+
+    def begin(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+        pending, self.pending = self.pending, []
+        for frame in pending:
+            self.add(frame)
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if self.start is None:
+            # The video's first frame fixes where sound starts; until it is decoded, hold on.
+            self.pending.append(frame)
+            return
+        t = frame.time
+        if t is None or self.done:
+            return
+        rate = frame.sample_rate
+        first = max(0, round((self.start - t) * rate))
+        last = min(frame.samples, round((self.end - t) * rate))
+        if round((self.end - t) * rate) <= frame.samples:
+            self.done = True
+        if last <= first:
+            return
+        if (first, last) != (0, frame.samples):
+            frame = _slice(frame, first, last)
+        frame.pts = round((t - self.start) * rate) + first
+        frame.time_base = Fraction(1, rate)
+        for out in self.resampler.resample(frame):
+            self.container.mux(self.stream.encode(out))
+
+    def close(self) -> None:
+        for out in self.resampler.resample(None):
+            self.container.mux(self.stream.encode(out))
+        self.container.mux(self.stream.encode(None))
+
+
+def _slice(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
+    samples: np.ndarray[Any, Any] = frame.to_ndarray()
+    # Packed formats hold all channels interleaved in a single row.
+    step = 1 if frame.format.is_planar else len(frame.layout.channels)
+    cut = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples[:, first * step : last * step]),
+        format=frame.format.name,
+        layout=frame.layout.name,
+    )
+    cut.sample_rate = frame.sample_rate
+    return cut
+
+
+@attrs.define
+class PyAVClipRenderer:
+    """ClipRenderer with PyAV: h264 (libx264) + aac mp4, face-following crops, srt/vtt captions."""
+
+    faces: FaceTracker | None = None
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_bitrate: int = 128_000
+    threads: int = 0
+    version: str = attrs.field(init=False, default="pyav-render-1")
+
+    def render(
+        self,
+        source: Path,
+        info: MediaInfo,
+        clip: Clip,
+        options: ClipOptions,
+        out_dir: Path,
+        progress: Progress = no_progress,
+    ) -> RenderedClip:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"clip_{clip.rank:02d}.mp4"
+        partial = out_dir / f".clip_{clip.rank:02d}.part.mp4"
+        try:
+            start = self._cut(source, info, clip, options, partial, progress)
+        except (av.FFmpegError, IndexError, ValueError) as exc:
+            partial.unlink(missing_ok=True)
+            raise MediaError(f"cannot render clip {clip.rank}: {exc}") from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        captions = {}
+        for fmt in sorted(options.caption_formats):
+            path = out_dir / f"clip_{clip.rank:02d}.{fmt}"
+            path.write_text(_CAPTIONS[fmt](clip.words, offset=start), encoding="utf-8")
+            captions[fmt] = str(path)
+        progress(1.0)
+        return RenderedClip(clip=clip, media_path=str(target), captions=captions)
+
+    def _window(self, source: Path, clip: Clip, aspect: Aspect, width: int, height: int) -> _Window:
+        cw, ch = crop_size(width, height, aspect)
+        path = CropPath.centred()
+        if self.faces is not None and cw < width:
+            path = self.faces.track(source, clip.span, cw / width)
+        return _Window(cw, ch, width, height, path)
+
+    def _cut(
+        self, source: Path, info: MediaInfo, clip: Clip, options: ClipOptions, out: Path, progress: Progress
+    ) -> float:
+        """Writes the clip to ``out``; returns the source time of its first frame."""
+        span = clip.span
+        with av.open(str(source)) as src:
+            if not src.streams.video:
+                raise MediaError("the source has no video stream")
+            vin = src.streams.video[0]
+            vin.thread_type = "AUTO"
+            ain = src.streams.audio[0] if info.has_audio and src.streams.audio else None
+            rate: Fraction = vin.average_rate or vin.guessed_rate or Fraction(round(info.fps * 1000), 1000)
+            half_frame = 0.5 / float(rate)
+            window = self._window(
+                source, clip, options.aspect, vin.codec_context.width, vin.codec_context.height
+            )
+            with av.open(str(out), "w", format="mp4", container_options={"movflags": "+faststart"}) as dst:
+                vout = dst.add_stream(
+                    "libx264", rate=rate, options={"preset": self.preset, "crf": str(self.crf)}
+                )
+                vout.width, vout.height, vout.pix_fmt = window.width, window.height, "yuv420p"
+                vout.codec_context.time_base = vout.time_base = _time_base(vin)
+                vout.codec_context.thread_count = self.threads
+                audio = _AudioCut.open(dst, ain, self.audio_bitrate) if ain is not None else None
+                first = self._copy(
+                    src, dst, vin, span.start, span.duration, half_frame, window, vout, audio, progress
+                )
+                dst.mux(vout.encode(None))
+                if audio is not None:
+                    audio.close()
+        return first
+
+    def _copy(
+        self,
+        src: av.container.InputContainer,
+        dst: av.container.OutputContainer,
+        vin: av.VideoStream,
+        start: float,
+        duration: float,
+        half_frame: float,
+        window: _Window,
+        vout: av.VideoStream,
+        audio: _AudioCut | None,
+        progress: Progress,
+    ) -> float:
+        time_base = _time_base(vin)
+        # Seek to the keyframe at or before the span (backward seek), then decode forward to its first frame.
+        src.seek(max(0, int(start / time_base)), stream=vin, backward=True)
+        first_t: float | None = None
+        first_pts = 0
+        end = start + duration
+        video_done = False
+        ain = src.streams.audio[0] if audio is not None else None
+        for packet in src.demux([vin] if ain is None else [vin, ain]):
+            for frame in packet.decode():
+                if isinstance(frame, av.AudioFrame) and audio is not None:
+                    audio.add(frame)
+                    continue
+                if video_done or not isinstance(frame, av.VideoFrame):
+                    continue
+                t, pts = frame.time, frame.pts
+                if t is None or pts is None or t < start - half_frame:
+                    continue
+                if first_t is None:
+                    first_t, first_pts, end = t, pts, t + duration
+                    if audio is not None:
+                        audio.begin(t, end)
+                if t >= end - half_frame:
+                    video_done = True
+                    continue
+                out = window.cut(frame, t - start)
+                out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
+                dst.mux(vout.encode(out))
+                progress(min(0.99, (t - first_t) / max(duration, 1e-6)))
+            if video_done and (audio is None or audio.done):
+                break
+        if first_t is None:
+            raise MediaError(f"no video frames in {start:.3f}..{end:.3f}")
+        if audio is not None and audio.start is None:
+            audio.begin(first_t, end)
+        return first_t
