@@ -57,6 +57,7 @@ class Smoothing:
     alpha: float = 0.35  # exponential smoothing per sample
     dead_zone: float = 0.04  # fraction of the width the face may move before the crop follows
     max_speed: float = 0.25  # fraction of the width per second; faster pans look like a glitch
+    jump: float = 0.3  # a move this large is a shot cut or another speaker: cut to it rather than pan
 
 
 def main_face_centres(detections: Sequence[Sequence[Box]], width: int) -> list[float | None]:
@@ -104,7 +105,9 @@ def smooth_path(
     out = np.empty_like(med)
     cur = float(np.clip(med[0], lo, hi))
     for i, target in enumerate(np.clip(med, lo, hi)):
-        if abs(target - cur) > smoothing.dead_zone:
+        if abs(target - cur) >= smoothing.jump:
+            cur = float(target)
+        elif abs(target - cur) > smoothing.dead_zone:
             step = smoothing.alpha * (target - cur)
             limit = smoothing.max_speed * (t[i] - t[i - 1] if i else 0.0)
             cur += float(np.clip(step, -limit, limit))

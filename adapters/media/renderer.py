@@ -77,6 +77,12 @@ def _time_base(stream: av.VideoStream) -> Fraction:
     return stream.time_base
 
 
+def _packet_time(packet: av.Packet) -> float:
+    if packet.pts is None or packet.time_base is None:
+        return -1.0
+    return float(packet.pts * packet.time_base)
+
+
 def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     plane = frame.planes[index]
     return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
@@ -251,6 +257,13 @@ class PyAVClipRenderer:
         video_done = False
         ain = src.streams.audio[0] if audio is not None else None
         for packet in src.demux([vin] if ain is None else [vin, ain]):
+            if video_done:
+                # Sound may trail the picture in the file's interleaving; stop once it is past the end
+                # (or never comes) rather than decoding the rest of a long source.
+                if audio is None or audio.done or _packet_time(packet) > end + 1.0:
+                    break
+                if packet.stream is vin:
+                    continue
             for frame in packet.decode():
                 if isinstance(frame, av.AudioFrame) and audio is not None:
                     audio.add(frame)
@@ -271,8 +284,6 @@ class PyAVClipRenderer:
                 out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
                 dst.mux(vout.encode(out))
                 progress(min(0.99, (t - first_t) / max(duration, 1e-6)))
-            if video_done and (audio is None or audio.done):
-                break
         if first_t is None:
             raise MediaError(f"no video frames in {start:.3f}..{end:.3f}")
         if audio is not None and audio.start is None:

@@ -37,13 +37,19 @@ def test_jittery_detections_give_a_steady_path() -> None:
 
 def test_a_move_is_followed_at_a_bounded_speed() -> None:
     smoothing = Smoothing()
-    raw = [0.3] * 10 + [0.7] * 30
+    raw = [0.3] * 10 + [0.55] * 30
     times = _times(40)
     path = smooth_path(times, raw, WINDOW, smoothing)
     speeds = np.abs(np.diff(path.centres)) / np.diff(times)
     assert speeds.max() <= smoothing.max_speed + 1e-9
-    assert abs(path.centres[-1] - 0.7) <= smoothing.dead_zone + 1e-9
-    assert path.centres[9] == 0.3
+    assert abs(path.centres[-1] - 0.55) <= smoothing.dead_zone + 1e-9
+    assert path.centres[9] == 0.3 and path.centres[10] < 0.55
+
+
+def test_a_cut_to_a_far_face_is_followed_at_once() -> None:
+    raw = [0.25] * 10 + [0.75] * 10
+    path = smooth_path(_times(20), raw, WINDOW)
+    assert path.centres[9] == 0.25 and path.centres[10] == 0.75
 
 
 def test_gaps_hold_the_last_seen_position() -> None:
