@@ -1,0 +1,268 @@
+"""An in-memory unit of work for the CLI and for unit tests, with the same transaction semantics as Postgres.
+
+Writes are staged per unit of work and applied to the shared store on commit; leaving ``async with``
+without a commit drops them. Entities are copied in and out, so editing a loaded entity changes nothing
+until ``update`` and ``commit``, just as with a database.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import attrs
+
+from domain.errors import Conflict, NotFound
+from domain.jobs import Feedback, Job, ModelVersion, StoredClip, TrainingRun, Video
+from domain.ports import (
+    ClipRepository,
+    FeedbackRepository,
+    JobRepository,
+    ModelVersionRepository,
+    TrainingRunRepository,
+    VideoRepository,
+)
+
+T = TypeVar("T")
+
+
+@attrs.define
+class MemoryStore:
+    """Committed state, shared by every unit of work from one factory."""
+
+    videos: dict[str, Video] = attrs.field(factory=dict)
+    jobs: dict[str, Job] = attrs.field(factory=dict)
+    clips: dict[str, StoredClip] = attrs.field(factory=dict)
+    feedback: dict[str, Feedback] = attrs.field(factory=dict)
+    models: dict[str, ModelVersion] = attrs.field(factory=dict)
+    training_runs: dict[str, TrainingRun] = attrs.field(factory=dict)
+
+
+@attrs.define
+class _Table(Generic[T]):
+    """Committed rows overlaid with this unit of work's staged rows."""
+
+    committed: dict[str, T]
+    staged: dict[str, T] = attrs.field(factory=dict)
+
+    def get(self, key: str) -> T | None:
+        row = self.staged.get(key, self.committed.get(key))
+        return copy.deepcopy(row)
+
+    def put(self, key: str, row: T) -> None:
+        self.staged[key] = copy.deepcopy(row)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.staged or key in self.committed
+
+    def rows(self) -> Iterator[T]:
+        for row in {**self.committed, **self.staged}.values():
+            yield copy.deepcopy(row)
+
+    def select(self, where: Callable[[T], bool], order: Callable[[T], Any]) -> list[T]:
+        return sorted((row for row in self.rows() if where(row)), key=order)
+
+    def apply(self) -> None:
+        self.committed.update(self.staged)
+        self.staged.clear()
+
+
+def _exists(table: _Table[Any], key: str | None, what: str) -> None:
+    # Postgres enforces these references with foreign keys; failing the same way keeps unit tests honest.
+    if key is not None and key not in table:
+        raise NotFound(f"{what} {key} does not exist")
+
+
+def _new(table: _Table[T], key: str, row: T, what: str) -> None:
+    if key in table:
+        raise Conflict(f"{what} {key} conflicts with an existing one")
+    table.put(key, row)
+
+
+class MemoryVideoRepository:
+    def __init__(self, table: _Table[Video]) -> None:
+        self._table = table
+
+    async def add(self, video: Video) -> None:
+        _new(self._table, video.id, video, "video")
+
+    async def get(self, video_id: str) -> Video | None:
+        return self._table.get(video_id)
+
+    async def by_sha256(self, sha256: str) -> Video | None:
+        found = self._table.select(lambda v: v.sha256 == sha256, lambda v: (v.created_at, v.id))
+        return found[0] if found else None
+
+
+class MemoryJobRepository:
+    def __init__(self, table: _Table[Job], videos: _Table[Video]) -> None:
+        self._table = table
+        self._videos = videos
+
+    async def add(self, job: Job) -> None:
+        _exists(self._videos, job.video_id, "video")
+        if job.idempotency_key is not None and any(
+            (j.owner, j.idempotency_key) == (job.owner, job.idempotency_key) for j in self._table.rows()
+        ):
+            raise Conflict(f"job with idempotency key {job.idempotency_key!r} already exists")
+        _new(self._table, job.id, job, "job")
+
+    async def get(self, job_id: str) -> Job | None:
+        return self._table.get(job_id)
+
+    async def update(self, job: Job) -> None:
+        if job.id not in self._table:
+            raise NotFound(f"job {job.id} does not exist")
+        _exists(self._videos, job.video_id, "video")
+        self._table.put(job.id, job)
+
+    async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]:
+        newest_first = self._table.select(lambda j: j.owner == owner, lambda j: (j.created_at, j.id))[::-1]
+        return list(itertools.islice(newest_first, offset, offset + limit))
+
+
+class MemoryClipRepository:
+    def __init__(self, table: _Table[StoredClip], jobs: _Table[Job], videos: _Table[Video]) -> None:
+        self._table = table
+        self._jobs = jobs
+        self._videos = videos
+
+    async def add_many(self, clips: Sequence[StoredClip]) -> None:
+        for clip in clips:
+            _exists(self._jobs, clip.job_id, "job")
+            _exists(self._videos, clip.video_id, "video")
+            _new(self._table, clip.id, clip, "clip")
+
+    async def get(self, clip_id: str) -> StoredClip | None:
+        return self._table.get(clip_id)
+
+    async def for_job(self, job_id: str) -> Sequence[StoredClip]:
+        return self._table.select(lambda c: c.job_id == job_id, lambda c: (c.rank, c.id))
+
+
+class MemoryFeedbackRepository:
+    def __init__(self, table: _Table[Feedback], clips: _Table[StoredClip]) -> None:
+        self._table = table
+        self._clips = clips
+
+    async def add(self, feedback: Feedback) -> None:
+        _exists(self._clips, feedback.clip_id, "clip")
+        _new(self._table, feedback.id, feedback, "feedback")
+
+    async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
+        return self._table.select(lambda f: f.clip_id == clip_id, lambda f: (f.created_at, f.id))
+
+
+class MemoryModelVersionRepository:
+    def __init__(self, table: _Table[ModelVersion]) -> None:
+        self._table = table
+
+    async def add(self, version: ModelVersion) -> None:
+        if any(v.version == version.version for v in self._table.rows()):
+            raise Conflict(f"model version {version.version} already exists")
+        if version.active and await self.active() is not None:
+            raise Conflict("another model version is already active")
+        _new(self._table, version.id, version, "model version")
+
+    async def get(self, version_id: str) -> ModelVersion | None:
+        return self._table.get(version_id)
+
+    async def active(self) -> ModelVersion | None:
+        return next((v for v in self._table.rows() if v.active), None)
+
+    async def activate(self, version_id: str) -> None:
+        chosen = self._table.get(version_id)
+        if chosen is None:
+            raise NotFound(f"model version {version_id} does not exist")
+        for version in self._table.rows():
+            if version.active and version.id != version_id:
+                version.active = False
+                self._table.put(version.id, version)
+        chosen.active = True
+        self._table.put(chosen.id, chosen)
+
+    async def list(self) -> Sequence[ModelVersion]:
+        return self._table.select(lambda _: True, lambda v: (v.created_at, v.id))[::-1]
+
+
+class MemoryTrainingRunRepository:
+    def __init__(self, table: _Table[TrainingRun]) -> None:
+        self._table = table
+
+    async def add(self, run: TrainingRun) -> None:
+        _new(self._table, run.id, run, "training run")
+
+    async def get(self, run_id: str) -> TrainingRun | None:
+        return self._table.get(run_id)
+
+    async def update(self, run: TrainingRun) -> None:
+        if run.id not in self._table:
+            raise NotFound(f"training run {run.id} does not exist")
+        self._table.put(run.id, run)
+
+
+@attrs.define
+class MemoryUnitOfWork:
+    """Stages writes; ``commit`` applies them to the shared store, leaving the block drops the rest."""
+
+    store: MemoryStore
+    # Tests of use cases read this to tell "committed" from "rolled back".
+    committed: bool = attrs.field(init=False, default=False)
+    videos: VideoRepository = attrs.field(init=False)
+    jobs: JobRepository = attrs.field(init=False)
+    clips: ClipRepository = attrs.field(init=False)
+    feedback: FeedbackRepository = attrs.field(init=False)
+    models: ModelVersionRepository = attrs.field(init=False)
+    training_runs: TrainingRunRepository = attrs.field(init=False)
+    _tables: tuple[_Table[Any], ...] = attrs.field(init=False, factory=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        self._open()
+
+    def _open(self) -> None:
+        store = self.store
+        videos, jobs = _Table(store.videos), _Table(store.jobs)
+        clips, feedback = _Table(store.clips), _Table(store.feedback)
+        models, runs = _Table(store.models), _Table(store.training_runs)
+        self.videos = MemoryVideoRepository(videos)
+        self.jobs = MemoryJobRepository(jobs, videos)
+        self.clips = MemoryClipRepository(clips, jobs, videos)
+        self.feedback = MemoryFeedbackRepository(feedback, clips)
+        self.models = MemoryModelVersionRepository(models)
+        self.training_runs = MemoryTrainingRunRepository(runs)
+        self._tables = (videos, jobs, clips, feedback, models, runs)
+
+    async def __aenter__(self) -> Self:
+        self.committed = False
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    async def commit(self) -> None:
+        for table in self._tables:
+            table.apply()
+        self.committed = True
+
+    async def rollback(self) -> None:
+        for table in self._tables:
+            table.staged.clear()
+
+
+@attrs.frozen
+class MemoryUnitOfWorkFactory:
+    """Every unit of work it makes shares one store, like connections to one database."""
+
+    store: MemoryStore = attrs.field(factory=MemoryStore)
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.store)
