@@ -14,7 +14,7 @@ from adapters.media.faces import HaarFaceTracker, frontal_face_cascade
 from adapters.media.filesystem_store import FilesystemMediaStore
 from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Scene, Truth, write_video
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, MediaError
 from domain.media import Clip, ClipOptions, MediaInfo, RenderedClip, Span, Word
 
 FPS = 25
@@ -235,3 +235,11 @@ def test_media_store_refuses_ids_that_could_leave_its_root(tmp_path: Path, job_i
     with pytest.raises(InvalidInput):
         FilesystemMediaStore(tmp_path / "root").clip_dir(job_id)
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_span_past_the_end_is_a_media_error_and_leaves_no_file(numbered: Path, tmp_path: Path) -> None:
+    with pytest.raises(MediaError):
+        PyAVClipRenderer(preset="ultrafast").render(
+            numbered, _info(numbered), _clip(10.0, 12.0), _options(), tmp_path
+        )
+    assert list(tmp_path.iterdir()) == []
