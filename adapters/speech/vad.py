@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib.resources import files
 
 import attrs
@@ -18,7 +19,10 @@ WINDOW_SECONDS = WINDOW / SAMPLE_RATE
 def _load_model() -> torch.jit.ScriptModule:
     # Only the model file: silero_vad.utils_vad pulls in torchaudio, which this service does not install.
     path = files("silero_vad") / "data" / "silero_vad.jit"
-    model = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates jit.load in favour of torch.export, but the wheel ships only TorchScript.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = torch.jit.load(str(path), map_location="cpu")
     model.eval()
     return model
 
