@@ -1,0 +1,102 @@
+"""Every error is JSON, ``{"error": {"code", "message"}, "request_id"}``; domain errors map to statuses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
+
+from domain.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidInput,
+    MediaError,
+    MediaLimitExceeded,
+    NotFound,
+    OpusClipError,
+)
+
+log = structlog.get_logger("opusclip.http")
+
+# Looked up along the error's MRO, so a new subclass inherits its parent's status. Add new domain errors
+# here (e.g. an auth error -> 401/403) rather than in the routes.
+STATUS_BY_ERROR: dict[type[OpusClipError], int] = {
+    MediaLimitExceeded: 413,
+    MediaError: 422,
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    DependencyUnavailable: 503,
+    OpusClipError: 400,
+}
+
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "dependency_unavailable",
+}
+
+
+def request_id_of(scope: Scope) -> str | None:
+    state = scope.get("state")
+    return state.get("request_id") if isinstance(state, Mapping) else None
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}, "request_id": request_id}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_for(error: OpusClipError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON; malformed JSON is the client's mistake (422), not a crash (500)."""
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"request body is not valid JSON: {error}") from None
+
+
+async def on_opusclip_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, OpusClipError)  # registered for OpusClipError only
+    status = status_for(error)
+    if status >= 500:
+        log.warning("http.dependency_error", code=error.code, error=error.message)
+    return error_response(status, error.code, error.message, request_id_of(request.scope))
+
+
+async def on_http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)  # registered for HTTPException only
+    code = _CODE_BY_STATUS.get(error.status_code, f"http_{error.status_code}")
+    return error_response(
+        error.status_code, code, str(error.detail), request_id_of(request.scope), headers=error.headers
+    )
+
+
+EXCEPTION_HANDLERS = {OpusClipError: on_opusclip_error, HTTPException: on_http_exception}

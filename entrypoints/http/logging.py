@@ -1,0 +1,56 @@
+"""structlog set-up: one JSON object per line in production, coloured key=value lines on a terminal.
+
+The standard library's loggers (uvicorn, SQLAlchemy, our application layer) are routed through the same
+renderer, so every line on stdout has one shape and carries the request id bound by the middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from structlog.typing import Processor
+
+_SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """Configure structlog and the stdlib root logger; ``fmt`` is ``json`` or ``console``."""
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    )
+    # Tracebacks become a "exception" string field in JSON; the console renderer prints them itself.
+    tail: list[Processor] = [] if fmt == "console" else [structlog.processors.format_exc_info]
+
+    structlog.configure(
+        processors=[
+            *_SHARED,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # uvicorn installs its own handlers; let its records reach ours instead of printing twice.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
