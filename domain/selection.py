@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def _tokens(word: Word) -> str:
     return re.sub(r"\(\d+\)$", "", word.text).strip().lower()
 
 
-def clip_title(words: Sequence[Word], counts: Counter[str], start: float) -> str:
+def clip_title(words: Sequence[Word], counts: Mapping[str, int], start: float) -> str:
     """Up to TITLE_WORDS informative words (frequent in the clip, rare in the video), in spoken order."""
     tokens = [re.sub(r"[^\w']", "", _tokens(w)) for w in words]
     local = Counter(t for t in tokens if len(t) > 2 and t not in STOPWORDS and not t.isdigit())
@@ -126,7 +126,7 @@ def clip_title(words: Sequence[Word], counts: Counter[str], start: float) -> str
     first_seen = {t: i for i, t in reversed(list(enumerate(tokens)))}
 
     def weight(t: str) -> tuple[float, int, int]:
-        return (-local[t] * len(t) / max(counts[t], 1) ** 0.5, first_seen[t], len(t))
+        return (-local[t] * len(t) / max(counts.get(t, 1), 1) ** 0.5, first_seen[t], len(t))
 
     picked = sorted(sorted(local, key=weight)[:TITLE_WORDS], key=first_seen.__getitem__)
     title = ""
