@@ -117,6 +117,7 @@ class AppConfig:
     redis_url: str = _setting("REDIS_URL", "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"))
     cache_enabled: bool = _setting("CACHE_ENABLED", True, _bool())
     cache_ttl_seconds: int = _setting("CACHE_TTL_SECONDS", 7 * 24 * 3600, _int(1))
+    cache_dir: Path = _setting("CACHE_DIR", Path("~/.cache/opusclip").expanduser(), _path())
     model_cache_dir: Path = _setting("MODEL_CACHE_DIR", Path("models"), _path())
     model_version: str = _setting("MODEL_VERSION", "", _text(nonempty=False))
     device: str = _setting("DEVICE", "auto", _choice("auto", "cpu", "cuda", "mps"))
