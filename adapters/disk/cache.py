@@ -21,7 +21,7 @@ class DiskCache:
     async def get(self, key: str) -> bytes | None:
         try:
             value = await asyncio.to_thread(self._cache.get, key)
-        except Exception as error:  # noqa: BLE001  (a cache failure is a miss, never a failed job)
+        except Exception as error:
             log.warning("cache.get_failed", key=key, error=str(error))
             return None
         return value if isinstance(value, bytes) else None
@@ -29,7 +29,7 @@ class DiskCache:
     async def set(self, key: str, value: bytes, ttl_seconds: int | None = None) -> None:
         try:
             await asyncio.to_thread(self._cache.set, key, value, ttl_seconds or self._ttl)
-        except Exception as error:  # noqa: BLE001  (see get)
+        except Exception as error:
             log.warning("cache.set_failed", key=key, error=str(error))
 
     def close(self) -> None:

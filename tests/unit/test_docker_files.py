@@ -60,7 +60,12 @@ def test_compose_defines_the_four_services() -> None:
 
 
 def test_every_env_var_set_is_one_the_app_reads() -> None:
-    runtime_only = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
+    runtime_only = {
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED",
+        "PIP_NO_CACHE_DIR",
+        "PIP_DISABLE_PIP_VERSION_CHECK",
+    }
     postgres_image = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
     names = _env_names() - runtime_only - postgres_image
     assert names, "no environment found: the parser is broken"

@@ -1,0 +1,67 @@
+"""``opusclip``: one console command for every driver (serve, migrate, clip)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from application.config import AppConfig, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"opusclip: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opusclip", description="Long videos in, ranked highlight clips out."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API under uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    commands.add_parser("migrate", help="apply the database migrations (DATABASE_URL)")
+
+    clip = commands.add_parser("clip", help="turn a video file into ranked clips, in-process, no servers")
+    clip.add_argument("file")
+    clip.add_argument("--out", default=None, help="output folder (default: ./<file name>_clips)")
+    clip.add_argument("--max-clips", type=int, default=5)
+    clip.add_argument("--min", dest="min_seconds", type=float, default=15.0, help="shortest clip, seconds")
+    clip.add_argument("--max", dest="max_seconds", type=float, default=60.0, help="longest clip, seconds")
+    clip.add_argument("--aspect", default="source", help="source, 9:16 or 1:1")
+    clip.add_argument("--captions", default="srt,vtt", help="comma-separated: srt, vtt (empty for none)")
+    clip.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = AppConfig.from_env()
+    except ConfigError as error:
+        return _fail(f"configuration error: {error}")
+
+    if args.command == "serve":
+        from entrypoints.serve import serve
+
+        return serve(config, host=args.host, port=args.port, workers=args.workers)
+    if args.command == "migrate":
+        from entrypoints.serve import migrate
+
+        return migrate(config)
+    if args.command == "clip":
+        from entrypoints.clip_command import run_clip
+
+        return run_clip(config, args)
+    return _fail(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``opusclip serve`` and ``opusclip migrate``."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from application.config import AppConfig
+
+
+def serve(config: AppConfig, *, host: str, port: int, workers: int) -> int:
+    if not 1 <= port <= 65535:
+        print(f"opusclip: --port {port} is not a TCP port (1-65535)", file=sys.stderr)
+        return 2
+    if workers < 1:
+        print("opusclip: --workers must be at least 1", file=sys.stderr)
+        return 2
+    # The factory re-reads the environment in each worker process; config was validated above.
+    uvicorn.run(
+        "entrypoints.http.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # our middleware logs every request with its request id and route template
+        log_level=config.log_level,
+        timeout_graceful_shutdown=30,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def migrate(config: AppConfig) -> int:
+    from adapters.postgres.migrate import upgrade
+
+    try:
+        upgrade(config.database_url)
+    except Exception as error:
+        print(f"opusclip: migration failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print("opusclip: database is at the latest migration", file=sys.stderr)
+    return 0

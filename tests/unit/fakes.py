@@ -1,0 +1,102 @@
+"""Fakes for the media and model ports: they satisfy the same Protocols, do no I/O, and count calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from domain.errors import MediaError
+from domain.media import (
+    MEDIA_FEATURES,
+    Analysis,
+    Clip,
+    ClipOptions,
+    MediaInfo,
+    RenderedClip,
+    Span,
+    Transcript,
+    Word,
+)
+from domain.ports import FetchedMedia, Progress, no_progress
+
+INFO = MediaInfo(
+    duration=120.0, width=640, height=360, fps=25.0, video_codec="h264", audio_codec="aac", has_audio=True
+)
+
+
+@attrs.define
+class FakeFetcher:
+    files: dict[str, str] = attrs.field(factory=dict)  # source -> sha256
+
+    def fetch(self, source: str) -> FetchedMedia:
+        if source not in self.files:
+            raise MediaError(f"{source}: no such file")
+        return FetchedMedia(path=Path(source), sha256=self.files[source], size_bytes=1000)
+
+
+@attrs.define
+class FakeAnalyzer:
+    version: str = "fake-analyzer/1"
+    calls: int = 0
+    broken: set[str] = attrs.field(factory=set)
+
+    def probe(self, path: Path) -> MediaInfo:
+        if str(path) in self.broken:
+            raise MediaError(f"{path}: the file is truncated")
+        return INFO
+
+    def analyze(self, path: Path, info: MediaInfo, progress: Progress = no_progress) -> Analysis:
+        self.calls += 1
+        seconds = int(info.duration)
+        features = np.zeros((seconds, len(MEDIA_FEATURES)), dtype=np.float32)
+        features[60:90, MEDIA_FEATURES.index("loudness")] = 1.0
+        progress(1.0)
+        return Analysis(info, MEDIA_FEATURES, features, shot_cuts=(30.0, 60.0, 90.0), speech=(Span(0, 120),))
+
+
+@attrs.define
+class FakeTranscriber:
+    version: str = "fake-asr/1"
+    calls: int = 0
+
+    def transcribe(self, path: Path, analysis: Analysis, progress: Progress = no_progress) -> Transcript:
+        self.calls += 1
+        words = tuple(Word(f"word{i}", i * 2.0 + 0.2, i * 2.0 + 0.8) for i in range(60))
+        return Transcript(words)
+
+
+@attrs.define
+class FakeModel:
+    version: str = "fake-model/1"
+
+    def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray:
+        return analysis.column("loudness").astype(np.float32)
+
+
+@attrs.define
+class FakeRenderer:
+    version: str = "fake-renderer/1"
+    rendered: list[Clip] = attrs.field(factory=list)
+
+    def render(
+        self,
+        source: Path,
+        info: MediaInfo,
+        clip: Clip,
+        options: ClipOptions,
+        out_dir: Path,
+        progress: Progress = no_progress,
+    ) -> RenderedClip:
+        self.rendered.append(clip)
+        progress(1.0)
+        return RenderedClip(clip, str(out_dir / f"clip_{clip.rank:02d}.mp4"))
+
+
+@attrs.frozen
+class FakeStore:
+    root: Path = Path("/nowhere")
+
+    def clip_dir(self, job_id: str) -> Path:
+        return self.root / job_id

@@ -1,0 +1,71 @@
+import pytest
+
+from adapters.memory.cache import MemoryCache
+from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from application.process_job import ProcessJob
+from application.submit_job import SubmitJob, SubmitJobRequest
+from domain.errors import InvalidOptions, MediaError
+from domain.jobs import JobStatus
+from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
+
+
+@pytest.fixture
+def parts():
+    return {
+        "fetcher": FakeFetcher({"talk.mp4": "a" * 64, "broken.mp4": "b" * 64}),
+        "analyzer": FakeAnalyzer(broken={"broken.mp4"}),
+        "transcriber": FakeTranscriber(),
+        "model": FakeModel(),
+        "renderer": FakeRenderer(),
+        "store": FakeStore(),
+        "cache": MemoryCache(),
+        "uow": MemoryUnitOfWorkFactory(),
+    }
+
+
+async def _submit(parts, source: str = "talk.mp4", **options):
+    return await SubmitJob(parts["uow"])(SubmitJobRequest(owner="u1", source=source, options=options))
+
+
+async def test_a_job_runs_every_stage_and_saves_its_clips(parts) -> None:
+    job = await _submit(parts, max_clips=2)
+    seen: list[str] = []
+    result = await ProcessJob(**parts)(job.id, lambda stage, _f: seen.append(stage))
+
+    assert [c.clip.rank for c in result.clips] == [1, 2]
+    best = result.clips[0].clip
+    assert best.span.overlaps(type(best.span)(60, 90)), "the loud stretch must be the best clip"
+    for stage in ("fetch", "analyse", "transcribe", "score", "select", "render", "save"):
+        assert stage in seen
+    async with parts["uow"]() as uow:
+        stored = await uow.jobs.get(job.id)
+        clips = await uow.clips.for_job(job.id)
+    assert stored is not None and stored.status is JobStatus.SUCCEEDED and stored.progress == 1.0
+    assert sorted(c.rank for c in clips) == [1, 2]
+    assert all(c.model_version == "fake-model/1" for c in clips)
+
+
+async def test_second_run_with_other_options_skips_decoding(parts) -> None:
+    first = await _submit(parts, max_clips=1)
+    await ProcessJob(**parts)(first.id)
+    second = await _submit(parts, max_clips=3, min_seconds=10)
+    result = await ProcessJob(**parts)(second.id)
+    assert parts["analyzer"].calls == 1
+    assert parts["transcriber"].calls == 1
+    assert result.cache_hits == {"analyse", "transcribe"}
+
+
+async def test_bad_media_fails_the_job_with_its_reason(parts) -> None:
+    job = await _submit(parts, source="broken.mp4")
+    with pytest.raises(MediaError):
+        await ProcessJob(**parts)(job.id)
+    async with parts["uow"]() as uow:
+        stored = await uow.jobs.get(job.id)
+    assert stored is not None and stored.status is JobStatus.FAILED
+    assert stored.error_code == "invalid_media"
+    assert "truncated" in (stored.error or "")
+
+
+async def test_invalid_options_are_refused_before_queueing(parts) -> None:
+    with pytest.raises(InvalidOptions):
+        await _submit(parts, aspect="4:3")
