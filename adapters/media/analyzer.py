@@ -98,6 +98,8 @@ class PyAVMediaAnalyzer:
             ctx = stream.codec_context
             ctx.thread_count = 1  # parallelism comes from the parts; frame threads only add latency here
             ctx.skip_frame = "NONREF"  # B-frames are never needed at a few samples a second
+            # Deblocking is invisible at analysis size and costs 15–20% of decoding.
+            ctx.options = {"skip_loop_filter": "all"}
             if start > 0:
                 container.seek(int(start * av.time_base))
             time_base = float(stream.time_base or 0) or 1 / av.time_base

@@ -16,7 +16,8 @@ from adapters.speech.vad import SAMPLE_RATE, WINDOW_SECONDS, SileroVad
 from domain.media import Span
 
 SILENCE_DB = -100.0  # loudness of digital silence, so the column stays finite
-VAD_BLOCK = 30 * SAMPLE_RATE  # the VAD batches within a block, so it is fed long blocks, not codec frames
+# The VAD batches within a block and pays a fixed number of model steps per block: feed it long blocks.
+VAD_BLOCK = 120 * SAMPLE_RATE
 
 
 @attrs.frozen(eq=False)

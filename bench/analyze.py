@@ -1,0 +1,137 @@
+"""Analysis speed and memory against a plain full decode of the same file (and PySceneDetect, and ASR).
+
+    python bench/analyze.py [--minutes 10] [--skip-scenedetect] [--skip-asr]
+
+The test file (720p h264 with B-frames + aac, spoken scenes with cuts) is generated once into bench/out/.
+Figures come from one run; the machine may be shared, so the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import av  # noqa: E402  # after the sys.path line so the bench runs from a checkout without install
+
+from adapters.media.analyzer import PyAVMediaAnalyzer  # noqa: E402  # same reason
+from adapters.media.probe import MediaLimits  # noqa: E402  # same reason
+from adapters.media.synthetic import demo_scenes, write_video  # noqa: E402  # same reason
+from adapters.speech.vad import SileroVad  # noqa: E402  # same reason
+
+OUT = ROOT / "bench" / "out"
+
+
+def _generate(path: Path, minutes: float) -> None:
+    # superfast keeps B-frames (ultrafast has none), so skipping non-reference frames is measured too.
+    write_video(path, demo_scenes(minutes * 60), size=(1280, 720), preset="superfast", gop=250)
+
+
+def ensure_media(minutes: float) -> Path:
+    path = OUT / f"talk-{minutes:g}min-720p.mp4"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        tmp = path.with_suffix(".part.mp4")
+        # A child process, so generation does not count towards this process's peak memory.
+        child = multiprocessing.get_context("spawn").Process(target=_generate, args=(tmp, minutes))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit("generating the benchmark file failed")
+        tmp.rename(path)
+        print(f"generated {path.name} in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+def plain_decode(path: Path) -> tuple[float, int]:
+    """Every video frame decoded with FFmpeg's own threading, nothing converted: the baseline."""
+    start = time.perf_counter()
+    frames = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            frames += 1
+    return time.perf_counter() - start, frames
+
+
+def scenedetect_time(path: Path) -> str:
+    if importlib.util.find_spec("scenedetect") is None:
+        return "PySceneDetect missing (make bench installs it with --no-deps)"
+    from scenedetect import ContentDetector, detect
+
+    start = time.perf_counter()
+    scenes = detect(str(path), ContentDetector())
+    return f"{time.perf_counter() - start:.1f} s, {max(len(scenes) - 1, 0)} cuts (every frame, full size)"
+
+
+def asr_rtf(path: Path, analysis: object, duration: float) -> str:
+    if not (ROOT / "adapters" / "speech" / "transcriber.py").exists():
+        return "adapters/speech/transcriber.py not present"
+    from adapters.speech.transcriber import PocketSphinxTranscriber
+
+    start = time.perf_counter()
+    transcriber = PocketSphinxTranscriber()
+    try:
+        transcript = transcriber.transcribe(path, analysis)  # type: ignore[arg-type]  # an Analysis
+    finally:
+        close = getattr(transcriber, "close", None)
+        if close is not None:
+            close()
+    elapsed = time.perf_counter() - start
+    rate = duration / elapsed
+    return f"{elapsed:.1f} s for {duration:.0f} s ({rate:.1f}x real time), {len(transcript.words)} words"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--skip-scenedetect", action="store_true")
+    parser.add_argument("--skip-asr", action="store_true")
+    args = parser.parse_args()
+
+    path = ensure_media(args.minutes)
+    analyzer = PyAVMediaAnalyzer(MediaLimits(), vad=SileroVad())
+    info = analyzer.probe(path)
+    print(f"file: {path.name} {info.width}x{info.height} {info.fps:g} fps {info.duration:.0f} s")
+    print(f"cpus: {os.cpu_count()}  load average before: {os.getloadavg()[0]:.2f}")
+
+    decode_s, frames = plain_decode(path)
+    print(f"plain decode:  {decode_s:6.1f} s  ({frames} frames, {info.duration / decode_s:.0f}x real time)")
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    analysis = analyzer.analyze(path, info)
+    analyze_s = time.perf_counter() - start
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"analysis:      {analyze_s:6.1f} s  ({info.duration / analyze_s:.0f}x real time, with silero VAD)")
+    print(f"ratio analysis / plain decode: {analyze_s / decode_s:.2f}")
+    print(
+        f"memory: traced Python/numpy peak {traced_peak / 2**20:.1f} MiB; process max RSS "
+        f"{rss_after / 1024:.0f} MiB (grew {max(0, rss_after - rss_before) / 1024:.0f} MiB during analysis)"
+    )
+    print(f"found {len(analysis.shot_cuts)} cuts, {len(analysis.speech)} speech segments")
+    if not args.skip_scenedetect:
+        print(f"PySceneDetect ContentDetector: {scenedetect_time(path)}")
+    if not args.skip_asr:
+        print(f"speech recognition: {asr_rtf(path, analysis, info.duration)}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
