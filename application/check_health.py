@@ -144,5 +144,8 @@ class HealthMonitor:
 
     async def _run(self) -> None:
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # one bad round must not end the loop; the next one may succeed
+                log.exception("health check round failed")
             await asyncio.sleep(self.interval)

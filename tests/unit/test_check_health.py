@@ -135,3 +135,27 @@ def test_lagom_wires_check_health_from_the_probes_wrapper() -> None:
     assert 0 < check.timeout < 5  # defaults survive auto-wiring; under the 5 s health endpoint budget
     monitor = container[HealthMonitor]
     assert monitor.check.probes is probes
+
+
+async def test_monitor_keeps_running_after_a_round_that_raises() -> None:
+    probe = FakeProbe("redis", False)
+    rounds = 0
+
+    class Flaky(CheckHealth):
+        async def __call__(self) -> HealthReport:
+            nonlocal rounds
+            rounds += 1
+            if rounds == 1:
+                raise RuntimeError("bug in a probe wrapper")
+            return await super().__call__()
+
+    monitor = HealthMonitor(Flaky(DependencyProbes((probe,))), interval=0.01)
+    second_round = asyncio.Event()
+    monitor.subscribe(lambda _: second_round.set())
+    await monitor.start()
+    try:
+        await asyncio.wait_for(second_round.wait(), 5)
+        assert monitor.running
+        assert rounds >= 2
+    finally:
+        await monitor.stop()
