@@ -121,6 +121,13 @@ class ModelManager:
             self._models[key] = model
             return model
 
+    def trainable(self, version: str | None = None) -> HighlightNet:
+        """An independent CPU copy of ``version`` (or the prior) to fine-tune; the served one stays frozen."""
+        served = self.load(version)
+        copy = HighlightNet(hidden=served.hidden, kernel=served.kernel, version=served.version)
+        copy.load_state_dict({k: v.detach().to("cpu") for k, v in served.state_dict().items()})
+        return copy.train()
+
     def _read(self, version: str) -> HighlightNet:
         card = self.card(version)
         if list(card.get("features", [])) != list(FEATURE_NAMES):

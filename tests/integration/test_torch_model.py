@@ -83,6 +83,18 @@ def test_each_version_is_read_once_even_under_concurrent_loads(tmp_path, monkeyp
     assert manager.load("v3") is results[0]
 
 
+def test_trainable_copies_are_independent_of_the_served_model(tmp_path) -> None:
+    manager = ModelManager(tmp_path, device="cpu")
+    manager.save(trained(), "v6", CARD)
+    served = manager.load("v6")
+    copy = manager.trainable("v6")
+    assert copy is not served and copy.training and copy.version == "v6"
+    assert all(p.requires_grad for p in copy.parameters())
+    with torch.no_grad():
+        next(copy.parameters()).add_(1.0)
+    assert not torch.equal(next(copy.parameters()), next(served.parameters()))
+
+
 def test_no_version_or_a_missing_one_is_the_prior_until_it_is_saved(tmp_path) -> None:
     manager = ModelManager(tmp_path, device="cpu")
     assert manager.load(None).version == DEFAULT_VERSION
