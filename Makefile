@@ -46,8 +46,9 @@ test: lint
 
 bench: install
 	# PySceneDetect is only a reference to compare against; --no-deps keeps its GUI OpenCV off the venv.
-	$(PIP) install -q --no-deps scenedetect && $(PIP) install -q click platformdirs tqdm
+	$(PIP) install -q -e '.[bench]' && $(PIP) install -q --no-deps scenedetect
 	$(PY) bench/analyze.py
+	$(PY) bench/clip.py
 
 serve: install
 	$(VENV)/bin/opusclip serve
