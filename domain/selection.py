@@ -117,7 +117,10 @@ def _tokens(word: Word) -> str:
 def clip_title(words: Sequence[Word], counts: Mapping[str, int], start: float) -> str:
     """Up to TITLE_WORDS informative words (frequent in the clip, rare in the video), in spoken order."""
     tokens = [re.sub(r"[^\w']", "", _tokens(w)) for w in words]
-    local = Counter(t for t in tokens if len(t) > 2 and t not in STOPWORDS and not t.isdigit())
+    # Contractions ("we'll", "don't") are function words too.
+    local = Counter(
+        t for t in tokens if len(t) > 2 and t not in STOPWORDS and "'" not in t and not t.isdigit()
+    )
     if not local:
         minutes, seconds = divmod(int(start), 60)
         hours, minutes = divmod(minutes, 60)
@@ -131,11 +134,16 @@ def clip_title(words: Sequence[Word], counts: Mapping[str, int], start: float) -
     picked = sorted(sorted(local, key=weight)[:TITLE_WORDS], key=first_seen.__getitem__)
     title = ""
     for t in picked:
-        candidate = f"{title} {t.title()}".strip()
+        candidate = f"{title} {_capitalised(t)}".strip()
         if len(candidate) > TITLE_CHARS:
             break
         title = candidate
-    return title or picked[0].title()[:TITLE_CHARS]
+    return title or _capitalised(picked[0])[:TITLE_CHARS]
+
+
+def _capitalised(token: str) -> str:
+    # str.title() would give "Don'T"; only the first letter changes.
+    return token[:1].upper() + token[1:]
 
 
 def select_clips(

@@ -161,3 +161,12 @@ def test_non_finite_scores_do_not_break_selection(bad: float) -> None:
     scores = np.ones(60)
     scores[10] = bad
     assert len(select_clips(scores, Transcript(), options=ClipOptions(10, 20, max_clips=2))) == 2
+
+
+def test_title_keeps_contractions_out_and_capitalises_only_first_letters() -> None:
+    words = [
+        Word(t, i, i + 0.5) for i, t in enumerate(["we'll", "talk", "about", "mcdonald", "habits", "today"])
+    ]
+    title = clip_title(words, {}, 0.0)
+    assert "We'll" not in title and "'L" not in title
+    assert "Mcdonald" in title and "Habits" in title
