@@ -50,7 +50,7 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_clips"
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    configure_logging("warning", "console")
+    configure_logging("warning", "console", stream=sys.stderr)
     try:
         result = asyncio.run(_process(config, str(source), options, staging, show=not args.no_progress))
         report = _publish(result, out, options)

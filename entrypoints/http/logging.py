@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from structlog.typing import Processor
@@ -20,8 +21,11 @@ _SHARED: list[Processor] = [
 ]
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog and the stdlib root logger; ``fmt`` is ``json`` or ``console``."""
+def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO = sys.stdout) -> None:
+    """Configure structlog and the stdlib root logger; ``fmt`` is ``json`` or ``console``.
+
+    The CLI passes stderr, keeping stdout for its summary table.
+    """
     numeric = logging.getLevelNamesMapping()[level.upper()]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
@@ -39,7 +43,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
