@@ -21,7 +21,7 @@ _SHARED: list[Processor] = [
 ]
 
 
-def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO = sys.stdout) -> None:
+def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Configure structlog and the stdlib root logger; ``fmt`` is ``json`` or ``console``.
 
     The CLI passes stderr, keeping stdout for its summary table.
@@ -43,7 +43,7 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO = s
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream or sys.stdout)  # looked up now: tests swap sys.stdout
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
