@@ -1,0 +1,338 @@
+"""Every repository round-trips its entities through real Postgres, inside the unit of work's transaction.
+
+The same tests also run against the in-memory unit of work, so the CLI and unit tests see what the
+service sees. Ids, owners and hashes are random: the database is shared and never truncated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from domain.errors import Conflict, NotFound
+from domain.jobs import (
+    Feedback,
+    Job,
+    JobStatus,
+    ModelVersion,
+    StoredClip,
+    TrainingRun,
+    TrainingStatus,
+    Video,
+    new_id,
+)
+from domain.ports import UnitOfWorkFactory
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgres", "memory"])
+def uow(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
+    if request.param == "memory":
+        return MemoryUnitOfWorkFactory()
+    engine: AsyncEngine = request.getfixturevalue("postgres_engine")
+    return PostgresUnitOfWorkFactory(async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _video(**changes: Any) -> Video:
+    video = Video(
+        id=new_id(),
+        sha256=new_id().replace("-", "") * 2,
+        source="upload://talk.mp4",
+        duration=61.25,
+        width=1280,
+        height=720,
+        fps=29.97,
+        has_audio=True,
+        size_bytes=5_000_000_000,  # beyond 32 bits on purpose
+        created_at=T0,
+    )
+    return attrs.evolve(video, **changes)
+
+
+def _job(owner: str | None = None, **changes: Any) -> Job:
+    job = Job(
+        id=new_id(),
+        owner=owner or f"user-{new_id()}",
+        source="https://example.org/v.mp4",
+        options={"count": 3, "aspect": "9:16", "nested": {"words": ["a", "b"]}},
+        created_at=T0,
+        updated_at=T0,
+    )
+    return attrs.evolve(job, **changes)
+
+
+def _clip(job: Job, video: Video, rank: int) -> StoredClip:
+    return StoredClip(
+        id=new_id(),
+        job_id=job.id,
+        video_id=video.id,
+        rank=rank,
+        start=1.5 * rank,
+        end=1.5 * rank + 20.25,
+        score=0.1 + rank,
+        title=f"Clip {rank}: “quotes” & ünïcode",
+        transcript="start before you feel ready",
+        media_path=f"/media/{job.id}/{rank}.mp4",
+        captions={"srt": "1\n00:00:00,000 --> 00:00:01,000\nhi\n", "vtt": "WEBVTT\n"},
+        model_version="prior-1",
+        created_at=T0,
+    )
+
+
+async def _stored_job_and_video(uow: UnitOfWorkFactory) -> tuple[Job, Video]:
+    video, job = _video(), _job()
+    async with uow() as tx:
+        await tx.videos.add(video)
+        await tx.jobs.add(job)
+        await tx.commit()
+    return job, video
+
+
+async def test_video_round_trip_and_lookup_by_hash(uow: UnitOfWorkFactory) -> None:
+    first = _video(created_at=T0)
+    again = _video(sha256=first.sha256, created_at=T0 + timedelta(seconds=1))
+    async with uow() as tx:
+        await tx.videos.add(again)
+        await tx.videos.add(first)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.videos.get(first.id) == first
+        assert await tx.videos.by_sha256(first.sha256) == first  # the oldest copy wins
+        assert await tx.videos.get(new_id()) is None
+        assert await tx.videos.by_sha256("0" * 64) is None
+
+
+async def test_job_round_trip_with_every_field_set(uow: UnitOfWorkFactory) -> None:
+    job, video = await _stored_job_and_video(uow)
+    job.status, job.stage, job.progress = JobStatus.RUNNING, "transcribe", 0.375
+    job.error_code, job.error, job.video_id, job.attempts = "media_error", "bad frame", video.id, 2
+    job.lease_token, job.lease_expires_at = new_id(), T0 + timedelta(minutes=5)
+    job.idempotency_key, job.updated_at = None, T0 + timedelta(seconds=9)
+    async with uow() as tx:
+        await tx.jobs.update(job)
+        await tx.commit()
+    async with uow() as tx:
+        loaded = await tx.jobs.get(job.id)
+    assert loaded == job
+    assert loaded is not None and loaded.status is JobStatus.RUNNING
+
+
+async def test_jobs_are_listed_newest_first_per_owner_with_paging(uow: UnitOfWorkFactory) -> None:
+    owner = f"user-{new_id()}"
+    jobs = [_job(owner, created_at=T0 + timedelta(seconds=i)) for i in range(5)]
+    async with uow() as tx:
+        for job in jobs:
+            await tx.jobs.add(job)
+        await tx.jobs.add(_job())  # someone else's
+        await tx.commit()
+    async with uow() as tx:
+        assert [j.id for j in await tx.jobs.list_for_owner(owner)] == [j.id for j in reversed(jobs)]
+        page = await tx.jobs.list_for_owner(owner, limit=2, offset=1)
+        assert [j.id for j in page] == [jobs[3].id, jobs[2].id]
+
+
+async def test_a_repeated_idempotency_key_is_a_conflict_for_the_same_owner_only(
+    uow: UnitOfWorkFactory,
+) -> None:
+    key, owner = new_id(), f"user-{new_id()}"
+    async with uow() as tx:
+        await tx.jobs.add(_job(owner, idempotency_key=key))
+        await tx.jobs.add(_job(idempotency_key=key))  # another owner may reuse it
+        await tx.jobs.add(_job(owner))  # no key never collides
+        await tx.jobs.add(_job(owner))
+        await tx.commit()
+    async with uow() as tx:
+        with pytest.raises(Conflict):
+            await tx.jobs.add(_job(owner, idempotency_key=key))
+        # The transaction is still usable after a conflict.
+        survivor = _job(owner)
+        await tx.jobs.add(survivor)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.jobs.get(survivor.id) is not None
+
+
+async def test_adding_an_existing_id_is_a_conflict_and_updating_a_missing_one_is_not_found(
+    uow: UnitOfWorkFactory,
+) -> None:
+    job, _ = await _stored_job_and_video(uow)
+    async with uow() as tx:
+        with pytest.raises(Conflict):
+            await tx.jobs.add(job)
+        with pytest.raises(NotFound):
+            await tx.jobs.update(_job())
+
+
+async def test_clips_round_trip_in_rank_order(uow: UnitOfWorkFactory) -> None:
+    job, video = await _stored_job_and_video(uow)
+    clips = [_clip(job, video, rank) for rank in (2, 0, 1)]
+    async with uow() as tx:
+        await tx.clips.add_many(clips)
+        await tx.clips.add_many([])
+        await tx.commit()
+    async with uow() as tx:
+        assert list(await tx.clips.for_job(job.id)) == sorted(clips, key=lambda c: c.rank)
+        assert await tx.clips.get(clips[0].id) == clips[0]
+        assert await tx.clips.get(new_id()) is None
+        assert list(await tx.clips.for_job(new_id())) == []
+
+
+async def test_clips_of_a_missing_job_are_not_found(uow: UnitOfWorkFactory) -> None:
+    _, video = await _stored_job_and_video(uow)
+    async with uow() as tx:
+        with pytest.raises(NotFound):
+            await tx.clips.add_many([_clip(_job(), video, 0)])
+
+
+async def test_feedback_round_trip_in_time_order(uow: UnitOfWorkFactory) -> None:
+    job, video = await _stored_job_and_video(uow)
+    clip = _clip(job, video, 0)
+    ratings = [
+        Feedback(id=new_id(), clip_id=clip.id, user="ana", rating=1, created_at=T0 + timedelta(seconds=2)),
+        Feedback(id=new_id(), clip_id=clip.id, user="bo", rating=-1, created_at=T0),
+    ]
+    async with uow() as tx:
+        await tx.clips.add_many([clip])
+        for rating in ratings:
+            await tx.feedback.add(rating)
+        await tx.commit()
+    async with uow() as tx:
+        assert list(await tx.feedback.for_clip(clip.id)) == [ratings[1], ratings[0]]
+    async with uow() as tx:
+        with pytest.raises(NotFound):
+            await tx.feedback.add(Feedback(id=new_id(), clip_id=new_id(), user="ana", rating=1))
+
+
+async def test_model_versions_keep_exactly_one_active(uow: UnitOfWorkFactory) -> None:
+    # Other tests may share the table, so look only at our rows (the active one is global by design).
+    ours = [
+        ModelVersion(
+            id=new_id(),
+            version=f"v-{new_id()}",
+            artifact_path=f"/models/{i}.safetensors",
+            metrics={"ndcg": 0.5 + i / 10, "loss": 1.25},
+            card={"features": ["motion", "loudness"], "data": {"ratings": 120 + i}},
+            created_at=T0 + timedelta(days=3650, seconds=i),  # newer than anything else in the table
+        )
+        for i in range(3)
+    ]
+    async with uow() as tx:
+        for version in ours:
+            await tx.models.add(version)
+        await tx.models.activate(ours[0].id)
+        await tx.commit()
+    async with uow() as tx:
+        await tx.models.activate(ours[2].id)
+        await tx.commit()
+    async with uow() as tx:
+        active = await tx.models.active()
+        assert active is not None and active.id == ours[2].id
+        listed = [v for v in await tx.models.list() if v.id in {o.id for o in ours}]
+        assert [v.id for v in listed] == [o.id for o in reversed(ours)]
+        assert [v.active for v in listed] == [True, False, False]
+        assert await tx.models.get(ours[1].id) == ours[1]
+        with pytest.raises(NotFound):
+            await tx.models.activate(new_id())
+    async with uow() as tx:
+        with pytest.raises(Conflict):
+            await tx.models.add(ModelVersion(id=new_id(), version=ours[0].version, artifact_path="/x"))
+
+
+async def test_training_run_round_trip_and_update(uow: UnitOfWorkFactory) -> None:
+    run = TrainingRun(id=new_id(), params={"epochs": 3, "lr": 0.001}, created_at=T0)
+    async with uow() as tx:
+        await tx.training_runs.add(run)
+        await tx.commit()
+    run.status, run.metrics, run.candidate_version = TrainingStatus.SUCCEEDED, {"ndcg": 0.71}, "v-next"
+    run.promoted, run.error, run.finished_at = True, None, T0 + timedelta(minutes=7)
+    async with uow() as tx:
+        await tx.training_runs.update(run)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.training_runs.get(run.id) == run
+        assert await tx.training_runs.get(new_id()) is None
+        with pytest.raises(NotFound):
+            await tx.training_runs.update(TrainingRun(id=new_id()))
+
+
+async def test_leaving_without_commit_rolls_back(uow: UnitOfWorkFactory) -> None:
+    job = _job()
+    async with uow() as tx:
+        await tx.jobs.add(job)
+        assert await tx.jobs.get(job.id) == job  # visible inside its own transaction
+    async with uow() as tx:
+        assert await tx.jobs.get(job.id) is None
+
+
+async def test_an_exception_rolls_back_and_propagates(uow: UnitOfWorkFactory) -> None:
+    job = _job()
+    with pytest.raises(RuntimeError, match="boom"):
+        async with uow() as tx:
+            await tx.jobs.add(job)
+            raise RuntimeError("boom")
+    async with uow() as tx:
+        assert await tx.jobs.get(job.id) is None
+
+
+async def test_commit_persists_and_later_writes_in_the_block_do_not(uow: UnitOfWorkFactory) -> None:
+    kept, dropped = _job(), _job()
+    async with uow() as tx:
+        await tx.jobs.add(kept)
+        await tx.commit()
+        await tx.jobs.add(dropped)
+    async with uow() as tx:
+        assert await tx.jobs.get(kept.id) == kept
+        assert await tx.jobs.get(dropped.id) is None
+
+
+async def test_explicit_rollback_discards_and_the_block_goes_on(uow: UnitOfWorkFactory) -> None:
+    discarded, kept = _job(), _job()
+    async with uow() as tx:
+        await tx.jobs.add(discarded)
+        await tx.rollback()
+        await tx.jobs.add(kept)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.jobs.get(discarded.id) is None
+        assert await tx.jobs.get(kept.id) == kept
+
+
+async def test_uncommitted_writes_are_invisible_to_a_concurrent_unit_of_work(uow: UnitOfWorkFactory) -> None:
+    job = _job()
+    async with uow() as writer, uow() as reader:
+        await writer.jobs.add(job)
+        assert await reader.jobs.get(job.id) is None
+        await writer.commit()
+        assert await reader.jobs.get(job.id) == job
+
+
+async def test_concurrent_activations_take_turns_and_leave_one_active(postgres_engine: AsyncEngine) -> None:
+    uow = PostgresUnitOfWorkFactory(async_sessionmaker(postgres_engine, expire_on_commit=False))
+    current, first, second = (
+        ModelVersion(id=new_id(), version=f"v-{new_id()}", artifact_path="/m") for _ in range(3)
+    )
+    async with uow() as tx:
+        for version in (current, first, second):
+            await tx.models.add(version)
+        await tx.models.activate(current.id)
+        await tx.commit()
+    async with uow() as a, uow() as b:
+        await a.models.activate(first.id)
+        # b must wait for a's transaction; without the lock it would trip the one-active index instead.
+        waiting = asyncio.create_task(b.models.activate(second.id))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await a.commit()
+        await waiting
+        await b.commit()
+    async with uow() as tx:
+        active = await tx.models.active()
+        assert active is not None and active.id == second.id
