@@ -110,13 +110,18 @@ def _base(config: AppConfig, media_root: Path | None = None) -> Container:
     limits = MediaLimits(max_seconds=config.max_video_seconds, max_pixels=config.max_video_pixels)
     container[MediaFetcher] = LocalFileFetcher()
     container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(limits, vad=SileroVad()))
-    container[Transcriber] = Singleton(lambda: PocketSphinxTranscriber(workers=config.max_workers))
     container[ClipRenderer] = Singleton(lambda: PyAVClipRenderer(faces=HaarFaceTracker()))
     container[MediaStore] = FilesystemMediaStore(media_root or config.media_dir)
     return container
 
 
 def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+    # The recogniser owns a pool of worker processes: the lifecycle closes it with everything else.
+    speech = lifecycle.add(
+        "speech", lambda: PocketSphinxTranscriber(workers=config.max_workers), lambda t: t.close()
+    )
+    container[Transcriber] = lambda: speech.get()
+
     async def open_models() -> ModelManager:
         manager = ModelManager(
             config.model_cache_dir, device=config.device, mixed_precision=config.mixed_precision
