@@ -60,7 +60,7 @@ class PyAVMediaAnalyzer:
         if self.sample_fps < 2:
             raise ValueError("sample_fps must be at least 2 (motion and cuts need two samples a second)")
         vad = "silero" if self.vad is not None else "novad"
-        self.version = f"pyav1-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
+        self.version = f"pyav2-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
 
     def probe(self, path: Path) -> MediaInfo:
         return probe(path, self.limits)
@@ -112,7 +112,10 @@ class PyAVMediaAnalyzer:
                     break
                 if t < next_t - 1e-6:
                     continue
-                rgb = frame.to_ndarray(width=self.analysis_width, height=height, format="rgb24")
+                # AREA: averaging downscale, half the cost of the default bicubic and without aliasing.
+                rgb = frame.to_ndarray(
+                    width=self.analysis_width, height=height, format="rgb24", interpolation="AREA"
+                )
                 prev = self._sample(part, t, rgb, prev)
                 next_t = (math.floor(t * self.sample_fps + 1e-6) + 1) * step
                 part.done = min(1.0, (t - start) / max(end - start, 1e-6))

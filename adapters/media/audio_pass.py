@@ -80,26 +80,32 @@ class _Accumulator:
 
     @property
     def now(self) -> float:
-        return self.start + self.position / SAMPLE_RATE
+        return self.start + (self.position + self.pending_size) / SAMPLE_RATE
 
     def add(self, block: np.ndarray) -> None:
-        idx = ((self.start * SAMPLE_RATE + self.position + np.arange(block.size)) // SAMPLE_RATE).astype(
-            np.int64
-        )
-        keep = (idx >= 0) & (idx < self.seconds)
-        self.squares += np.bincount(idx[keep], block[keep].astype(np.float64) ** 2, self.seconds)
-        self.counts += np.bincount(idx[keep], minlength=self.seconds)
-        self.position += block.size
-        if self.vad is not None:
-            self.pending.append(block)
-            self.pending_size += block.size
-            if self.pending_size >= VAD_BLOCK:
-                self._flush()
+        # Decoded frames are small (~1024 samples); work per block keeps the per-frame cost O(1).
+        self.pending.append(block)
+        self.pending_size += block.size
+        if self.pending_size >= VAD_BLOCK:
+            self._flush()
 
     def _flush(self) -> None:
-        if self.vad is not None and self.pending:
-            self.probs.append(self.vad.probabilities(np.concatenate(self.pending)))
+        if not self.pending:
+            return
+        block = np.concatenate(self.pending)
         self.pending, self.pending_size = [], 0
+        first = self.start * SAMPLE_RATE + self.position
+        idx = ((first + np.arange(block.size)) // SAMPLE_RATE).astype(np.int64)
+        keep = (idx >= 0) & (idx < self.seconds)
+        if keep.any():
+            # Only the seconds this block covers: a 4-hour file must not cost O(seconds) per block.
+            local = idx[keep] - idx[keep][0]
+            window = slice(int(idx[keep][0]), int(idx[keep][0]) + int(local[-1]) + 1)
+            self.squares[window] += np.bincount(local, block[keep].astype(np.float64) ** 2)
+            self.counts[window] += np.bincount(local)
+        self.position += block.size
+        if self.vad is not None:
+            self.probs.append(self.vad.probabilities(block))
 
     def finish(self) -> AudioStats:
         self._flush()
