@@ -7,9 +7,11 @@ import math
 import multiprocessing
 import os
 import re
+import sys
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -31,7 +33,7 @@ FRAMES_PER_SECOND = 100
 PAD_SECONDS = 0.25  # VAD edges clip soft word onsets and endings; keep a little room around each segment
 CUT_WINDOW = 0.25  # a long segment is cut at its quietest frame in the last quarter before the limit
 SILENT_RMS = 0.01  # -40 dBFS: the loudest 10 ms of silent audio (room tone, dither) stays below this
-MODEL_REVISION = 1  # bump when chunking or decoding changes, so cached transcripts are recomputed
+MODEL_REVISION = 2  # bump when chunking or decoding changes, so cached transcripts are recomputed
 
 _ALTERNATE = re.compile(r"\(\d+\)$")
 
@@ -89,21 +91,45 @@ def to_words(raw: Sequence[RawWord], start_seconds: float) -> list[Word]:
 # ---------------------------------------------------------------- audio
 
 
-def decode_audio(path: Path) -> np.ndarray | None:
-    """The first audio stream as 16 kHz mono int16 samples, or None when there is no audio stream."""
+def has_audio(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError) as error:
+        raise MediaError(f"cannot open {path.name}: {error}") from None
+
+
+def stream_audio(path: Path, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """The first audio stream as 16 kHz mono int16, in blocks of about ``block_seconds``; never whole:
+    four hours of it would be 460 MB."""
+    block = int(block_seconds * SAMPLE_RATE)
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                return None
-            stream = container.streams.audio[0]
+                return
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             parts: list[np.ndarray] = []
-            for frame in container.decode(stream):
-                parts.extend(out.to_ndarray().ravel() for out in resampler.resample(frame))
+            size = 0
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().ravel())
+                    size += parts[-1].size
+                if size >= block:
+                    yield np.concatenate(parts).astype(np.int16)
+                    parts, size = [], 0
             parts.extend(out.to_ndarray().ravel() for out in resampler.resample(None))
+            if parts:
+                yield np.concatenate(parts).astype(np.int16)
     except (av.error.FFmpegError, OSError) as error:
         raise MediaError(f"cannot decode the audio of {path.name}: {error}") from None
-    return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+
+
+def decode_audio(path: Path) -> np.ndarray | None:
+    """All of the first audio stream (for short files and tests), or None when there is none."""
+    if not has_audio(path):
+        return None
+    blocks = list(stream_audio(path))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
 
 
 def frame_rms(audio: np.ndarray) -> np.ndarray:
@@ -113,56 +139,105 @@ def frame_rms(audio: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(frames * frames, axis=1)) if n else np.zeros(0, np.float32)
 
 
+class _Window:
+    """Decoded audio from ``start`` (an absolute sample index) on, read from the blocks only as needed."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks = blocks
+        self._data = np.zeros(0, np.int16)
+        self.start = 0
+        self.finished = False
+
+    @property
+    def end(self) -> int:
+        return self.start + self._data.size
+
+    def reach(self, sample: int) -> int:
+        """Decode until ``sample`` (or the end of the audio); returns how far the audio goes, up to it."""
+        while self.end < sample and not self.finished:
+            block = next(self._blocks, None)
+            if block is None:
+                self.finished = True
+            else:
+                self._data = np.concatenate([self._data, block])
+        return min(sample, self.end)
+
+    def slice(self, a: int, b: int) -> np.ndarray:
+        return self._data[a - self.start : b - self.start]
+
+    def forget_before(self, sample: int) -> None:
+        if sample > self.start:
+            self._data = self._data[sample - self.start :].copy()
+            self.start = sample
+
+
 # ---------------------------------------------------------------- chunking
 
 
-def plan_chunks(speech: Sequence[Span], audio: np.ndarray, chunk_seconds: float) -> list[tuple[int, int]]:
-    """Sample ranges to recognise: speech segments merged into chunks of at most ``chunk_seconds``, cut
-    only in the gaps between segments; a longer segment is cut at its quietest 10 ms near the limit.
-    Audio outside every segment is skipped. Without segments, audio that is not silent is cut the same way.
+def stream_chunks(
+    speech: Sequence[Span], blocks: Iterator[np.ndarray], chunk_seconds: float
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Sample ranges to recognise, with their samples, in order: speech segments merged into chunks of at
+    most ``chunk_seconds``, cut only in the gaps between segments; a longer segment is cut at its quietest
+    10 ms near the limit. Audio outside every segment is skipped. Without segments, every stretch of
+    audio that is not silent is cut the same way. Only the chunk being built is held in memory.
     """
-    total = audio.size
     limit = max(FRAME, int(chunk_seconds * SAMPLE_RATE))
-    rms = frame_rms(audio)
-    if not speech:
-        if rms.size == 0 or float(rms.max()) < SILENT_RMS:
-            return []
-        speech = [Span(0.0, total / SAMPLE_RATE)]
-
+    window = _Window(blocks)
     pad = int(PAD_SECONDS * SAMPLE_RATE)
     segments: list[list[int]] = []
     for span in sorted(speech, key=lambda s: s.start):
-        a = max(0, int(span.start * SAMPLE_RATE) - pad)
-        b = min(total, int(span.end * SAMPLE_RATE) + pad)
-        if b <= a:
-            continue
+        a, b = max(0, int(span.start * SAMPLE_RATE) - pad), int(span.end * SAMPLE_RATE) + pad
         if segments and a <= segments[-1][1]:
             segments[-1][1] = max(segments[-1][1], b)
-        else:
+        elif b > a:
             segments.append([a, b])
+    skip_silent = not speech
+    if skip_silent:
+        segments = [[0, sys.maxsize]]  # the whole audio, however long it turns out to be
 
-    chunks: list[tuple[int, int]] = []
+    pending: tuple[int, int] | None = None
     for a, b in segments:
-        for piece in _split_long(a, b, limit, rms):
-            if chunks and piece[1] - chunks[-1][0] <= limit:
-                chunks[-1] = (chunks[-1][0], piece[1])  # the gap between them stays inside this chunk
-            else:
-                chunks.append(piece)
-    return chunks
+        for piece in _pieces(a, b, limit, window):
+            if pending is not None and piece[1] - pending[0] <= limit:
+                pending = (pending[0], piece[1])  # the gap between them stays inside this chunk
+                continue
+            if pending is not None:
+                yield from _emit(pending, window, skip_silent)
+            pending = piece
+            window.forget_before(piece[0])
+    if pending is not None:
+        yield from _emit(pending, window, skip_silent)
 
 
-def _split_long(a: int, b: int, limit: int, rms: np.ndarray) -> list[tuple[int, int]]:
-    pieces = []
-    window = max(1, int(limit * CUT_WINDOW) // FRAME)
-    while b - a > limit:
-        last = (a + limit) // FRAME  # the frame that would end at the limit
-        first = max(a // FRAME + 1, last - window)
-        quiet = rms[first:last]
-        cut = (first + int(np.argmin(quiet))) * FRAME if quiet.size else a + limit
-        pieces.append((a, cut))
+def _pieces(a: int, b: int, limit: int, window: _Window) -> Iterator[tuple[int, int]]:
+    while True:
+        reached = window.reach(min(b, a + limit + 1))
+        if reached <= a:
+            return  # the segment starts after the audio ends
+        if reached - a <= limit:
+            yield a, reached
+            return
+        last = a + limit
+        first = max(a + FRAME, last - int(limit * CUT_WINDOW))
+        quiet = frame_rms(window.slice(first, last))
+        cut = first + int(np.argmin(quiet)) * FRAME if quiet.size else last
+        yield a, cut
         a = cut
-    pieces.append((a, b))
-    return pieces
+
+
+def _emit(
+    chunk: tuple[int, int], window: _Window, skip_silent: bool
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    samples = window.slice(*chunk)
+    if skip_silent and float(frame_rms(samples).max(initial=0.0)) < SILENT_RMS:
+        return
+    yield chunk[0], chunk[1], samples
+
+
+def plan_chunks(speech: Sequence[Span], audio: np.ndarray, chunk_seconds: float) -> list[tuple[int, int]]:
+    """The sample ranges ``stream_chunks`` would recognise in ``audio``."""
+    return [(a, b) for a, b, _ in stream_chunks(speech, iter([audio]), chunk_seconds)]
 
 
 # ---------------------------------------------------------------- the adapter
@@ -196,28 +271,37 @@ class PocketSphinxTranscriber:
             raise ValueError("workers must be at least 1")
 
     def transcribe(self, path: Path, analysis: Analysis, progress: Progress = no_progress) -> Transcript:
-        audio = decode_audio(path)
-        if audio is None or audio.size == 0:
+        if not has_audio(path):
             progress(1.0)
             return Transcript()
-        chunks = plan_chunks(analysis.speech, audio, self.chunk_seconds)
-        results: dict[int, list[RawWord]] = {}
-        if chunks:
-            pool = self._executor()
-            futures = {pool.submit(_recognise, audio[a:b].tobytes()): i for i, (a, b) in enumerate(chunks)}
-            try:
-                for done in as_completed(futures):
-                    results[futures[done]] = done.result()
-                    progress(len(results) / len(chunks))
-            except BrokenProcessPool:
-                self.close()  # a killed worker (out of memory) breaks a pool for good; start anew next call
-                raise
-        else:
-            progress(1.0)
-        words = [word for i, (a, _) in enumerate(chunks) for word in to_words(results[i], a / SAMPLE_RATE)]
+        duration = max(analysis.info.duration, 1e-3)
+        words: list[Word] = []
+        # Chunks are decoded as the audio streams in; a bounded queue keeps memory flat on long files.
+        in_flight: deque[tuple[int, int, Future[list[RawWord]]]] = deque()
+
+        def collect_oldest() -> None:
+            a, b, future = in_flight.popleft()
+            words.extend(to_words(future.result(), a / SAMPLE_RATE))
+            progress(min(1.0, b / SAMPLE_RATE / duration))
+
+        try:
+            for a, b, samples in stream_chunks(analysis.speech, stream_audio(path), self.chunk_seconds):
+                pool = self._executor()
+                in_flight.append((a, b, pool.submit(_recognise, samples.tobytes())))
+                while len(in_flight) > 2 * (self.workers or _default_workers()):
+                    collect_oldest()
+            while in_flight:
+                collect_oldest()
+        except BrokenProcessPool:
+            self.close()  # a killed worker (out of memory) breaks a pool for good; start anew next call
+            raise
+        finally:
+            for _, _, future in in_flight:
+                future.cancel()
+        progress(1.0)
         return Transcript(tuple(words), language="en")
 
-    def _executor(self) -> Executor:
+    def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
                 # forkserver: forking a parent that already runs torch's thread pools can deadlock a child.

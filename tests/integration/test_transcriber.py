@@ -14,11 +14,13 @@ import pytest
 from adapters.media.synthetic import Scene, Truth, write_video
 from adapters.speech.transcriber import (
     FRAME,
+    MODEL_REVISION,
     SAMPLE_RATE,
     PocketSphinxTranscriber,
     clean_word,
     decode_audio,
     plan_chunks,
+    stream_chunks,
 )
 from adapters.speech.vad import SileroVad
 from domain.media import MEDIA_FEATURES, Analysis, MediaInfo, Span, Transcript
@@ -116,7 +118,7 @@ def wer(transcript: Transcript) -> float:
 
 def test_version_names_engine_model_and_revision() -> None:
     version = PocketSphinxTranscriber().version
-    assert version.startswith("pocketsphinx-5.") and version.endswith("-en-us/1")
+    assert version.startswith("pocketsphinx-5.") and version.endswith(f"-en-us/{MODEL_REVISION}")
 
 
 def test_word_error_rate_stays_under_a_generous_ceiling(talk: Talk, transcript: Transcript) -> None:
@@ -245,3 +247,20 @@ def test_fillers_and_alternate_pronunciations_are_cleaned() -> None:
         "read",
         "dog",
     ]
+
+
+def test_chunks_stream_out_before_the_audio_is_all_decoded() -> None:
+    consumed = 0
+
+    def blocks():  # ten minutes of speech-like tone, 10 s at a time
+        nonlocal consumed
+        for _ in range(60):
+            consumed += 1
+            yield tone(10.0)
+
+    speech = [Span(t, t + 4.0) for t in range(0, 600, 5)]
+    chunks = stream_chunks(speech, blocks(), chunk_seconds=20.0)
+    a, b, samples = next(chunks)
+    assert samples.size == b - a and (b - a) <= 20 * SAMPLE_RATE
+    assert consumed <= 3, "the first chunk must not wait for the whole file"
+    assert len(list(chunks)) >= 25
