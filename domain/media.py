@@ -36,6 +36,9 @@ class MediaInfo:
     has_audio: bool
     size_bytes: int = 0
     format_name: str = ""
+    # Clockwise degrees (0, 90, 180, 270) that stored frames turn for display (phone videos carry 90 or
+    # 270); width and height above are the displayed size.
+    rotation: int = 0
 
     @property
     def pixels(self) -> int:

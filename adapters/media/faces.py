@@ -44,8 +44,9 @@ class CropPath:
 class FaceTracker(Protocol):
     """Follows the main face of a span of a video file."""
 
-    def track(self, source: Path, span: Span, window: float) -> CropPath:
-        """A crop-centre path for a window ``window`` wide (a fraction of the source width)."""
+    def track(self, source: Path, span: Span, window: float, rotation: int = 0) -> CropPath:
+        """A crop-centre path for a window ``window`` wide (a fraction of the displayed width); frames
+        are turned ``rotation`` degrees clockwise for display first."""
         ...
 
 
@@ -140,11 +141,11 @@ class HaarFaceTracker:
     def __attrs_post_init__(self) -> None:
         self._cascade = frontal_face_cascade()
 
-    def track(self, source: Path, span: Span, window: float) -> CropPath:
-        times, detections, width = self._detect(source, span)
+    def track(self, source: Path, span: Span, window: float, rotation: int = 0) -> CropPath:
+        times, detections, width = self._detect(source, span, rotation)
         return smooth_path(times, main_face_centres(detections, width), window, self.smoothing)
 
-    def _detect(self, source: Path, span: Span) -> tuple[list[float], list[list[Box]], int]:
+    def _detect(self, source: Path, span: Span, rotation: int) -> tuple[list[float], list[list[Box]], int]:
         times: list[float] = []
         detections: list[list[Box]] = []
         width = 1
@@ -161,6 +162,8 @@ class HaarFaceTracker:
                     if t > span.end:
                         break
                     gray = self._gray(frame)
+                    if rotation:  # faces must be upright for the cascade
+                        gray = np.ascontiguousarray(np.rot90(gray, -rotation // 90))
                     width = gray.shape[1]
                     found = self._cascade.detectMultiScale(
                         gray, scaleFactor=1.1, minNeighbors=4, minSize=(self.min_size, self.min_size)

@@ -70,7 +70,11 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             size_bytes=size,
             format_name=container.format.name,
         )
-    _check_decodes(path, duration)
+    rotation = _check_decodes(path, duration)
+    if rotation in (90, 270):
+        info = attrs.evolve(info, width=info.height, height=info.width, rotation=rotation)
+    elif rotation:
+        info = attrs.evolve(info, rotation=rotation)
     return info
 
 
@@ -82,8 +86,15 @@ def _duration(container: av.container.InputContainer, video: av.VideoStream) -> 
     return None
 
 
-def _check_decodes(path: Path, duration: float) -> None:
-    """The first frame must decode and the packets of the last seconds must be there.
+def display_rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees to turn ``frame`` for display, from its display matrix (PyAV gives it
+    counter-clockwise), snapped to a quarter turn."""
+    return round(-float(frame.rotation or 0) / 90.0) % 4 * 90
+
+
+def _check_decodes(path: Path, duration: float) -> int:
+    """The first frame must decode and the packets of the last seconds must be there; returns the
+    first frame's display rotation.
 
     A file whose header survived but whose data was cut off opens fine and claims its full duration;
     reading (not decoding) the tail packets finds that cheaply, whatever the keyframe interval.
@@ -92,15 +103,17 @@ def _check_decodes(path: Path, duration: float) -> None:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             time_base = stream.time_base or Fraction(1, av.time_base)
-            if next(iter(container.decode(stream)), None) is None:
+            first = next(iter(container.decode(stream)), None)
+            if first is None:
                 raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")
+            rotation = display_rotation(first)
             tail = max(0.0, duration - 1.5)
             container.seek(int(tail * av.time_base))
             for packet in container.demux(stream):
                 if packet.is_corrupt:
                     break
                 if packet.pts is not None and float(packet.pts * time_base) >= tail:
-                    return
+                    return rotation
     except av.FFmpegError as e:
         raise MediaError(f"{path.name}: truncated or corrupt media ({_reason(e)})") from None
     raise MediaError(f"{path.name}: truncated or corrupt media (the file ends early)")

@@ -42,13 +42,17 @@ def crop_size(width: int, height: int, aspect: Aspect) -> tuple[int, int]:
 
 @attrs.frozen
 class _Window:
-    """Where to cut each frame: a fixed size, a horizontal position that follows a crop path."""
+    """Where to cut each frame: a fixed size, a horizontal position that follows a crop path.
+
+    Sizes are of the displayed picture: stored frames are first turned by ``rotation`` (clockwise).
+    """
 
     width: int
     height: int
     source_width: int
     source_height: int
     path: CropPath
+    rotation: int = 0
 
     def origin(self, t: float) -> tuple[int, int]:
         x = self.path.at(t) * self.source_width - self.width / 2
@@ -61,12 +65,16 @@ class _Window:
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
         x0, y0 = self.origin(t)
-        if (x0, y0, self.width, self.height) == (0, 0, frame.width, frame.height):
+        if not self.rotation and (x0, y0, self.width, self.height) == (0, 0, frame.width, frame.height):
             return frame
-        y = _plane(frame, 0)[y0 : y0 + self.height, x0 : x0 + self.width]
+        y, u, v = (_plane(frame, i) for i in range(3))
+        if self.rotation:
+            turns = -self.rotation // 90  # np.rot90 turns counter-clockwise
+            y, u, v = (np.rot90(plane, turns) for plane in (y, u, v))
         cx, cy, cw, ch = x0 // 2, y0 // 2, self.width // 2, self.height // 2
-        u = _plane(frame, 1)[cy : cy + ch, cx : cx + cw]
-        v = _plane(frame, 2)[cy : cy + ch, cx : cx + cw]
+        y = y[y0 : y0 + self.height, x0 : x0 + self.width]
+        u = u[cy : cy + ch, cx : cx + cw]
+        v = v[cy : cy + ch, cx : cx + cw]
         packed = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(self.height * 3 // 2, self.width)
         return av.VideoFrame.from_ndarray(packed, format="yuv420p")
 
@@ -85,7 +93,8 @@ def _packet_time(packet: av.Packet) -> float:
 
 def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     plane = frame.planes[index]
-    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]  # without the row padding
 
 
 @attrs.define
@@ -165,7 +174,7 @@ class PyAVClipRenderer:
     crf: int = 23
     audio_bitrate: int = 128_000
     threads: int = 0
-    version: str = attrs.field(init=False, default="pyav-render-1")
+    version: str = attrs.field(init=False, default="pyav-render-2")
 
     def render(
         self,
@@ -196,12 +205,13 @@ class PyAVClipRenderer:
         progress(1.0)
         return RenderedClip(clip=clip, media_path=str(target), captions=captions)
 
-    def _window(self, source: Path, clip: Clip, aspect: Aspect, width: int, height: int) -> _Window:
+    def _window(self, source: Path, clip: Clip, aspect: Aspect, info: MediaInfo) -> _Window:
+        width, height = _even(info.width), _even(info.height)
         cw, ch = crop_size(width, height, aspect)
         path = CropPath.centred()
         if self.faces is not None and cw < width:
-            path = self.faces.track(source, clip.span, cw / width)
-        return _Window(cw, ch, width, height, path)
+            path = self.faces.track(source, clip.span, cw / width, rotation=info.rotation)
+        return _Window(cw, ch, width, height, path, info.rotation)
 
     def _cut(
         self, source: Path, info: MediaInfo, clip: Clip, options: ClipOptions, out: Path, progress: Progress
@@ -216,9 +226,7 @@ class PyAVClipRenderer:
             ain = src.streams.audio[0] if info.has_audio and src.streams.audio else None
             rate: Fraction = vin.average_rate or vin.guessed_rate or Fraction(round(info.fps * 1000), 1000)
             half_frame = 0.5 / float(rate)
-            window = self._window(
-                source, clip, options.aspect, vin.codec_context.width, vin.codec_context.height
-            )
+            window = self._window(source, clip, options.aspect, info)
             with av.open(str(out), "w", format="mp4", container_options={"movflags": "+faststart"}) as dst:
                 vout = dst.add_stream(
                     "libx264", rate=rate, options={"preset": self.preset, "crf": str(self.crf)}
