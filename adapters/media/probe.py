@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -70,11 +71,13 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             size_bytes=size,
             format_name=container.format.name,
         )
-    rotation = _check_decodes(path, duration)
-    if rotation in (90, 270):
-        info = attrs.evolve(info, width=info.height, height=info.width, rotation=rotation)
-    elif rotation:
-        info = attrs.evolve(info, rotation=rotation)
+    checked = _check_decodes(path, duration)
+    if checked.video_end is not None:
+        info = attrs.evolve(info, duration=checked.video_end)
+    if checked.rotation in (90, 270):
+        info = attrs.evolve(info, width=info.height, height=info.width, rotation=checked.rotation)
+    elif checked.rotation:
+        info = attrs.evolve(info, rotation=checked.rotation)
     return info
 
 
@@ -92,31 +95,56 @@ def display_rotation(frame: av.VideoFrame) -> int:
     return round(-float(frame.rotation or 0) / 90.0) % 4 * 90
 
 
-def _check_decodes(path: Path, duration: float) -> int:
-    """The first frame must decode and the packets of the last seconds must be there; returns the
-    first frame's display rotation.
+@attrs.frozen
+class _Checked:
+    rotation: int
+    video_end: float | None  # where the picture ends, when it ends well before the container says
+
+
+def _check_decodes(path: Path, duration: float) -> _Checked:
+    """The first frame must decode and the packets of the last seconds must be there.
 
     A file whose header survived but whose data was cut off opens fine and claims its full duration;
-    reading (not decoding) the tail packets finds that cheaply, whatever the keyframe interval.
+    reading (not decoding) the tail packets of every stream finds that cheaply, whatever the keyframe
+    interval. A picture that legitimately stops before the sound (the container's duration is the longest
+    stream's) is measured, so clips are only cut where there is video.
     """
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            time_base = stream.time_base or Fraction(1, av.time_base)
             first = next(iter(container.decode(stream)), None)
             if first is None:
                 raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")
-            rotation = display_rotation(first)
             tail = max(0.0, duration - 1.5)
             container.seek(int(tail * av.time_base))
-            for packet in container.demux(stream):
-                if packet.is_corrupt:
-                    break
-                if packet.pts is not None and float(packet.pts * time_base) >= tail:
-                    return rotation
+            reached, video_end = _scan(container.demux(), tail)
+            if not reached:
+                raise MediaError(f"{path.name}: truncated or corrupt media (the file ends early)")
+            if video_end is None or video_end < tail:
+                container.seek(0)
+                _, video_end = _scan(container.demux(stream), math.inf)
+                if video_end is None:
+                    raise MediaError(f"{path.name}: truncated or corrupt media (no video packets)")
+                return _Checked(display_rotation(first), video_end)
+            return _Checked(display_rotation(first), None)
     except av.FFmpegError as e:
         raise MediaError(f"{path.name}: truncated or corrupt media ({_reason(e)})") from None
-    raise MediaError(f"{path.name}: truncated or corrupt media (the file ends early)")
+
+
+def _scan(packets: Iterator[av.Packet], tail: float) -> tuple[bool, float | None]:
+    """Whether any packet reaches ``tail``, and where the last video packet ends."""
+    reached, video_end = False, None
+    for packet in packets:
+        if packet.is_corrupt:
+            break
+        if packet.pts is None or packet.time_base is None:
+            continue
+        t = float(packet.pts * packet.time_base)
+        reached = reached or t >= tail
+        if packet.stream.type == "video":
+            end = t + float((packet.duration or 0) * packet.time_base)
+            video_end = end if video_end is None else max(video_end, end)
+    return reached, video_end
 
 
 def _looks_like_media(path: Path) -> bool:

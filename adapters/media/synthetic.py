@@ -321,6 +321,47 @@ def write_audio_only(path: Path, seconds: float, *, sample_rate: int = 48_000) -
         writer.write(_lively(int(seconds * sample_rate), sample_rate, rng), final=True)
 
 
+def transcode(
+    source: Path,
+    target: Path,
+    *,
+    video_codec: str,
+    audio_codec: str,
+    container_format: str | None = None,
+    layout: str = "stereo",
+    sample_rate: int = 48_000,
+    size: tuple[int, int] | None = None,
+    max_seconds: float | None = None,
+) -> None:
+    """Re-encode a generated file into another container and codecs (webm/VP9/Opus, mkv/HEVC, 5.1, odd
+    rates), so tests meet the formats real uploads come in. Frames keep their times."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format=container_format) as dst:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        rate = vin.average_rate or Fraction(25)
+        quiet = {"x265-params": "log-level=error"} if video_codec == "libx265" else {}
+        vout = dst.add_stream(video_codec, rate=rate, options=quiet)
+        vout.width, vout.height = size or (vin.codec_context.width, vin.codec_context.height)
+        vout.pix_fmt = "yuv420p"
+        aout = dst.add_stream(audio_codec, rate=sample_rate, layout=layout)
+        frame_size = aout.codec_context.frame_size or None
+        resampler = av.AudioResampler(aout.codec_context.format, layout, sample_rate, frame_size=frame_size)
+        for frame in src.decode(vin, ain):
+            if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
+                continue
+            if isinstance(frame, av.VideoFrame):
+                out = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
+                out.pts, out.time_base = frame.pts, frame.time_base
+                dst.mux(vout.encode(out))
+            elif isinstance(frame, av.AudioFrame):
+                frame.pts = None  # the resampler restamps audio continuously
+                for chunk in resampler.resample(frame):
+                    dst.mux(aout.encode(chunk))
+        for chunk in resampler.resample(None):
+            dst.mux(aout.encode(chunk))
+        dst.mux(vout.encode(None))
+        dst.mux(aout.encode(None))
+
+
 _SENTENCES = (
     "Welcome back to the show. Today we talk about how small habits change everything.",
     "The first thing I learned is that nobody reads the manual until something breaks.",
