@@ -14,6 +14,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import attrs
 import av
@@ -339,20 +340,23 @@ def transcode(
         vin, ain = src.streams.video[0], src.streams.audio[0]
         rate = vin.average_rate or Fraction(25)
         quiet = {"x265-params": "log-level=error"} if video_codec == "libx265" else {}
-        vout = dst.add_stream(video_codec, rate=rate, options=quiet)
+        # The codec names are runtime strings, so PyAV's stubs cannot tell which stream type comes back.
+        vout = cast(av.VideoStream, dst.add_stream(video_codec, rate=rate, options=quiet))
         vout.width, vout.height = size or (vin.codec_context.width, vin.codec_context.height)
         vout.pix_fmt = "yuv420p"
-        aout = dst.add_stream(audio_codec, rate=sample_rate, layout=layout)
+        aout = cast(av.AudioStream, dst.add_stream(audio_codec, rate=sample_rate, layout=layout))
         frame_size = aout.codec_context.frame_size or None
         resampler = av.AudioResampler(aout.codec_context.format, layout, sample_rate, frame_size=frame_size)
         for frame in src.decode(vin, ain):
-            if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
-                continue
             if isinstance(frame, av.VideoFrame):
+                if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
+                    continue
                 out = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
                 out.pts, out.time_base = frame.pts, frame.time_base
                 dst.mux(vout.encode(out))
             elif isinstance(frame, av.AudioFrame):
+                if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
+                    continue
                 frame.pts = None  # the resampler restamps audio continuously
                 for chunk in resampler.resample(frame):
                     dst.mux(aout.encode(chunk))

@@ -6,6 +6,7 @@ Each variant goes through probe, analysis and rendering of one vertical clip.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -17,7 +18,7 @@ from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Truth, transcode
 from domain.media import Aspect, Clip, ClipOptions, Span
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "webm-vp9-opus": {"video_codec": "libvpx-vp9", "audio_codec": "libopus", "container_format": "webm"},
     "mkv-hevc-5.1-44k": {
         "video_codec": "libx265",
@@ -42,7 +43,7 @@ def variant(request: pytest.FixtureRequest, sample_video: tuple[Path, Truth], tm
     target = (
         tmp_path_factory.mktemp("formats") / f"{request.param}.{VARIANTS[request.param]['container_format']}"
     )
-    transcode(source, target, size=(320, 180), max_seconds=22.0, **VARIANTS[request.param])  # type: ignore[arg-type]
+    transcode(source, target, size=(320, 180), max_seconds=22.0, **VARIANTS[request.param])
     return target
 
 
