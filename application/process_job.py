@@ -113,6 +113,7 @@ class ProcessJob:
         started = time.perf_counter()
         fetched: FetchedMedia = await asyncio.to_thread(self.fetcher.fetch, job.source)
         info: MediaInfo = await asyncio.to_thread(self.analyzer.probe, fetched.path)
+        options.require_fits(info.duration)
         timings["fetch"] = time.perf_counter() - started
         progress("fetch", 1.0)
 

@@ -117,6 +117,14 @@ class Aspect(enum.StrEnum):
 CAPTION_FORMATS = frozenset({"srt", "vtt"})
 
 
+def _aspect(value: str | Aspect) -> Aspect:
+    try:
+        return Aspect(value)
+    except ValueError:
+        choices = ", ".join(a.value for a in Aspect)
+        raise InvalidOptions(f"aspect {value!r} is not one of {choices}") from None
+
+
 def _caption_formats(value: Sequence[str] | frozenset[str]) -> frozenset[str]:
     return frozenset(value)
 
@@ -126,7 +134,7 @@ class ClipOptions:
     min_seconds: float = 15.0
     max_seconds: float = 60.0
     max_clips: int = 5
-    aspect: Aspect = attrs.field(default=Aspect.SOURCE, converter=Aspect)
+    aspect: Aspect = attrs.field(default=Aspect.SOURCE, converter=_aspect)
     caption_formats: frozenset[str] = attrs.field(
         default=frozenset({"srt", "vtt"}), converter=_caption_formats
     )
@@ -141,6 +149,14 @@ class ClipOptions:
         unknown = self.caption_formats - CAPTION_FORMATS
         if unknown:
             raise InvalidOptions(f"unknown caption format(s): {', '.join(sorted(unknown))}; use srt, vtt")
+
+    def require_fits(self, duration: float) -> None:
+        """A video shorter than the shortest clip asked for cannot give one: say so before any work."""
+        if duration < self.min_seconds:
+            raise InvalidOptions(
+                f"the video is {duration:.1f} s long, shorter than the minimum clip length "
+                f"({self.min_seconds:g} s); ask for shorter clips"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,7 +184,7 @@ class ClipOptions:
                     raise InvalidOptions("max_clips must be an integer")
                 values["max_clips"] = data["max_clips"]
             if "aspect" in data:
-                values["aspect"] = Aspect(data["aspect"])
+                values["aspect"] = _aspect(data["aspect"])
             if "caption_formats" in data:
                 formats = data["caption_formats"]
                 if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):

@@ -33,7 +33,6 @@ EXIT_INTERNAL = 1
 
 
 def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
-    stderr = Console(stderr=True)
     source = Path(args.file)
     captions = [c.strip() for c in args.captions.split(",") if c.strip()]
     try:
@@ -45,8 +44,7 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
             caption_formats=captions,
         )
     except (OpusClipError, ValueError) as error:
-        stderr.print(f"opusclip: {getattr(error, 'message', error)}", markup=False, highlight=False)
-        return EXIT_BAD_INPUT
+        return _error(getattr(error, "message", str(error)), EXIT_BAD_INPUT)
 
     out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_clips"
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -55,20 +53,21 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
         result = asyncio.run(_process(config, str(source), options, staging, show=not args.no_progress))
         report = _publish(result, out, options)
     except OpusClipError as error:
-        stderr.print(f"opusclip: {error.message}", markup=False, highlight=False)
-        return EXIT_BAD_INPUT
+        return _error(error.message, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        stderr.print("opusclip: interrupted; no output written", markup=False)
-        return 130
+        return _error("interrupted; no output written", 130)
     except Exception as error:
-        stderr.print(
-            f"opusclip: internal error: {type(error).__name__}: {error}", markup=False, highlight=False
-        )
-        return EXIT_INTERNAL
+        return _error(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _summary(report, out)
     return 0
+
+
+def _error(message: str, code: int) -> int:
+    # Plain print: one line, never wrapped to the terminal's width as a rich console would.
+    print(f"opusclip: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 async def _process(

@@ -95,7 +95,7 @@ def _truncated(folder: Path, source: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "empty", "text", "truncated", "audio_only", "too_long", "bad_aspect"]
+    "case", ["missing", "empty", "text", "truncated", "audio_only", "too_long", "too_short", "bad_aspect"]
 )
 def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Path) -> None:
     source, _ = sample_video
@@ -116,6 +116,8 @@ def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Pat
         write_audio_only(path, 3.0)
     elif case == "too_long":
         path, env = source, {"MAX_VIDEO_SECONDS": "5"}
+    elif case == "too_short":
+        path, extra = source, ["--min", "50", "--max", "60"]  # the sample is 40 s long
     else:
         path, extra = source, ["--aspect", "4:3"]
     out = tmp_path / "out"

@@ -69,3 +69,10 @@ async def test_bad_media_fails_the_job_with_its_reason(parts) -> None:
 async def test_invalid_options_are_refused_before_queueing(parts) -> None:
     with pytest.raises(InvalidOptions):
         await _submit(parts, aspect="4:3")
+
+
+async def test_a_video_shorter_than_the_minimum_clip_fails_before_analysis(parts) -> None:
+    job = await _submit(parts, min_seconds=300, max_seconds=400)  # the fake video is 120 s long
+    with pytest.raises(InvalidOptions, match="shorter than the minimum"):
+        await ProcessJob(**parts)(job.id)
+    assert parts["analyzer"].calls == 0
