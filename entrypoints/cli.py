@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     clip.add_argument("--aspect", default="source", help="source, 9:16 or 1:1")
     clip.add_argument("--captions", default="srt,vtt", help="comma-separated: srt, vtt (empty for none)")
     clip.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    clip.add_argument("--verbose", action="store_true", help="log to stderr at LOG_LEVEL")
     return parser
 
 

@@ -48,7 +48,8 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_clips"
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    configure_logging("warning", "console", stream=sys.stderr)
+    # A creator sees progress bars and one line per problem; --verbose adds the service's logs.
+    configure_logging(config.log_level if args.verbose else "critical", "console", stream=sys.stderr)
     try:
         result = asyncio.run(_process(config, str(source), options, staging, show=not args.no_progress))
         report = _publish(result, out, options)

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from adapters.media.audio_pass import AudioStats, audio_pass
+from adapters.media.decoding import PacketDecoder
 from adapters.media.probe import MediaLimits, probe
 from adapters.media.shots import ContentScorer, ShotFrame, pick_cuts
 from adapters.speech.vad import SileroVad
@@ -104,7 +105,8 @@ class PyAVMediaAnalyzer:
                 container.seek(int(start * av.time_base))
             time_base = float(stream.time_base or 0) or 1 / av.time_base
             prev: tuple[np.ndarray, ShotFrame] | None = None
-            for frame in container.decode(stream):
+            decoder = PacketDecoder(path.name)
+            for frame in decoder.frames(container, stream):
                 if frame.pts is None:
                     continue
                 t = frame.pts * time_base
@@ -119,6 +121,7 @@ class PyAVMediaAnalyzer:
                 prev = self._sample(part, t, rgb, prev)
                 next_t = (math.floor(t * self.sample_fps + 1e-6) + 1) * step
                 part.done = min(1.0, (t - start) / max(end - start, 1e-6))
+            decoder.check()
         part.last = prev
         part.done = 1.0
 

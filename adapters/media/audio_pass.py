@@ -12,6 +12,7 @@ import attrs
 import av
 import numpy as np
 
+from adapters.media.decoding import PacketDecoder
 from adapters.speech.vad import SAMPLE_RATE, WINDOW_SECONDS, SileroVad
 from domain.media import Span
 
@@ -43,7 +44,7 @@ def audio_pass(path: Path, seconds: int, vad: SileroVad | None, progress: list[f
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         stream.codec_context.thread_count = 1
-        for frame in container.decode(stream):
+        for frame in PacketDecoder(path.name).frames(container, stream):
             if acc is None:
                 pts, time_base = frame.pts, frame.time_base
                 start = float(pts * time_base) if pts is not None and time_base is not None else 0.0

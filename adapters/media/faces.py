@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from adapters.media.decoding import PacketDecoder
 from domain.errors import DependencyUnavailable, MediaError
 from domain.media import Span
 
@@ -155,7 +156,7 @@ class HaarFaceTracker:
                 stream.thread_type = "AUTO"
                 container.seek(int(span.start / (stream.time_base or Fraction(1, 1000))), stream=stream)
                 next_t = span.start
-                for frame in container.decode(stream):
+                for frame in PacketDecoder(source.name).frames(container, stream):
                     t = frame.time
                     if t is None or t < next_t:
                         continue

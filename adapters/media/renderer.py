@@ -14,6 +14,7 @@ import attrs
 import av
 import numpy as np
 
+from adapters.media.decoding import PacketDecoder
 from adapters.media.faces import CropPath, FaceTracker
 from domain.captions import to_srt, to_vtt
 from domain.errors import MediaError
@@ -264,6 +265,7 @@ class PyAVClipRenderer:
         end = start + duration
         video_done = False
         ain = src.streams.audio[0] if audio is not None else None
+        decoder = PacketDecoder(Path(src.name).name)
         for packet in src.demux([vin] if ain is None else [vin, ain]):
             if video_done:
                 # Sound may trail the picture in the file's interleaving; stop once it is past the end
@@ -272,7 +274,7 @@ class PyAVClipRenderer:
                     break
                 if packet.stream is vin:
                     continue
-            for frame in packet.decode():
+            for frame in decoder.decode(packet):
                 if isinstance(frame, av.AudioFrame) and audio is not None:
                     audio.add(frame)
                     continue
@@ -292,6 +294,7 @@ class PyAVClipRenderer:
                 out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
                 dst.mux(vout.encode(out))
                 progress(min(0.99, (t - first_t) / max(duration, 1e-6)))
+        decoder.check()
         if first_t is None:
             raise MediaError(f"no video frames in {start:.3f}..{end:.3f}")
         if audio is not None and audio.start is None:

@@ -366,6 +366,21 @@ def transcode(
         dst.mux(aout.encode(None))
 
 
+def damage_packets(source: Path, target: Path, every: int) -> int:
+    """Overwrite the head (the NAL length and header) of every ``every``-th video packet, keyframes
+    spared; returns how many. Damage inside the payload alone is concealed by the decoder."""
+    data = bytearray(source.read_bytes())
+    damaged = 0
+    with av.open(str(source)) as container:
+        for i, packet in enumerate(container.demux(video=0)):
+            if packet.pos is None or packet.size < 64 or packet.is_keyframe or i % every:
+                continue
+            data[packet.pos : packet.pos + 24] = b"\xff" * 24
+            damaged += 1
+    target.write_bytes(bytes(data))
+    return damaged
+
+
 _SENTENCES = (
     "Welcome back to the show. Today we talk about how small habits change everything.",
     "The first thing I learned is that nobody reads the manual until something breaks.",

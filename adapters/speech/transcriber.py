@@ -23,6 +23,7 @@ import av
 import numpy as np
 from pocketsphinx import Decoder
 
+from adapters.media.decoding import PacketDecoder
 from domain.errors import MediaError
 from domain.media import Analysis, Span, Transcript, Word
 from domain.ports import Progress, no_progress
@@ -110,7 +111,7 @@ def stream_audio(path: Path, block_seconds: float = 10.0) -> Iterator[np.ndarray
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             parts: list[np.ndarray] = []
             size = 0
-            for frame in container.decode(container.streams.audio[0]):
+            for frame in PacketDecoder(path.name).frames(container, container.streams.audio[0]):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().ravel())
                     size += parts[-1].size

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from adapters.media.synthetic import Truth, write_audio_only
+from adapters.media.synthetic import Truth, damage_packets, write_audio_only
 
 OPUSCLIP = [sys.executable, "-m", "entrypoints.cli"]
 
@@ -95,7 +95,8 @@ def _truncated(folder: Path, source: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "empty", "text", "truncated", "audio_only", "too_long", "too_short", "bad_aspect"]
+    "case",
+    ["missing", "empty", "text", "truncated", "audio_only", "too_long", "too_short", "corrupt", "bad_aspect"],
 )
 def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Path) -> None:
     source, _ = sample_video
@@ -116,6 +117,9 @@ def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Pat
         write_audio_only(path, 3.0)
     elif case == "too_long":
         path, env = source, {"MAX_VIDEO_SECONDS": "5"}
+    elif case == "corrupt":
+        path = tmp_path / "shredded.mp4"
+        damage_packets(source, path, every=3)
     elif case == "too_short":
         path, extra = source, ["--min", "50", "--max", "60"]  # the sample is 40 s long
     else:
