@@ -16,14 +16,14 @@ from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import version as package_version
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import attrs
 import av
 import numpy as np
-from pocketsphinx import Decoder
 
 from adapters.media.decoding import PacketDecoder
+from adapters.speech.sphinx_worker import RawWord, init_worker, recognise
 from domain.errors import MediaError
 from domain.media import Analysis, Span, Transcript, Word
 from domain.ports import Progress, no_progress
@@ -37,30 +37,6 @@ SILENT_RMS = 0.01  # -40 dBFS: the loudest 10 ms of silent audio (room tone, dit
 MODEL_REVISION = 2  # bump when chunking or decoding changes, so cached transcripts are recomputed
 
 _ALTERNATE = re.compile(r"\(\d+\)$")
-
-# One decoder per worker process, built once by the pool's initializer: loading the model takes ~0.3 s.
-_decoder: Any = None
-
-RawWord = tuple[str, int, int, float]  # text, first frame, last frame, posterior probability
-
-
-def _init_worker() -> None:
-    global _decoder
-    _decoder = Decoder(loglevel="ERROR")
-
-
-def _recognise(pcm: bytes) -> list[RawWord]:
-    """Decode one chunk of 16 kHz mono s16 audio as a single utterance."""
-    if _decoder is None:
-        _init_worker()
-    decoder = _decoder
-    # Feature state (CMN and friends) carries over between utterances and shifts words and posteriors;
-    # resetting it (~0.1 ms) makes a chunk's words independent of which worker decoded what before.
-    decoder.reinit_feat()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    return [(seg.word, seg.start_frame, seg.end_frame, float(seg.prob)) for seg in decoder.seg()]
 
 
 def clean_word(word: str) -> str | None:
@@ -288,7 +264,7 @@ class PocketSphinxTranscriber:
         try:
             for a, b, samples in stream_chunks(analysis.speech, stream_audio(path), self.chunk_seconds):
                 pool = self._executor()
-                in_flight.append((a, b, pool.submit(_recognise, samples.tobytes())))
+                in_flight.append((a, b, pool.submit(recognise, samples.tobytes())))
                 while len(in_flight) > 2 * (self.workers or _default_workers()):
                     collect_oldest()
             while in_flight:
@@ -309,7 +285,7 @@ class PocketSphinxTranscriber:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.workers or _default_workers(),
                     mp_context=multiprocessing.get_context("forkserver"),
-                    initializer=_init_worker,
+                    initializer=init_worker,
                 )
             return self._pool
 
