@@ -7,13 +7,13 @@ cached under the file's sha256 and each component's version, so a re-run with ot
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import numpy as np
-import structlog
 
 from domain.codec import decode_analysis, decode_transcript, encode_analysis, encode_transcript
 from domain.errors import NotFound, OpusClipError
@@ -32,7 +32,8 @@ from domain.ports import (
 )
 from domain.selection import select_clips
 
-log = structlog.get_logger(__name__)
+# stdlib logging: the application layer depends on no logging library; entrypoints render it.
+log = logging.getLogger(__name__)
 
 # (stage, fraction of that stage done in [0, 1])
 StageProgress = Callable[[str, float], None]
@@ -78,7 +79,7 @@ class ProcessJob:
             await self._fail(job, error.code, error.message)
             raise
         except Exception as error:
-            log.exception("job.crashed", job_id=job.id)
+            log.exception("job.crashed", extra={"job_id": job.id})
             await self._fail(job, "internal_error", f"{type(error).__name__}: {error}")
             raise
         return result
@@ -159,7 +160,10 @@ class ProcessJob:
         progress("save", 0.0)
         video = await self._save(job, fetched, info, rendered)
         progress("save", 1.0)
-        log.info("job.succeeded", job_id=job.id, clips=len(rendered), cache_hits=sorted(hits), **timings)
+        log.info(
+            "job.succeeded",
+            extra={"job_id": job.id, "clips": len(rendered), "cache_hits": sorted(hits), "seconds": timings},
+        )
         return ProcessJobResult(
             job=job,
             video=video,
@@ -233,7 +237,7 @@ class ProcessJob:
                 await uow.commit()
         except Exception:
             # Recording the failure must not hide the original error.
-            log.exception("job.fail_not_recorded", job_id=job.id)
+            log.exception("job.fail_not_recorded", extra={"job_id": job.id})
 
 
 def _select(

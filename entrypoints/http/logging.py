@@ -46,7 +46,7 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     handler = logging.StreamHandler(stream or sys.stdout)  # looked up now: tests swap sys.stdout
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],  # stdlib `extra=` fields
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
         )
     )
