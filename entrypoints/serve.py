@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 
 import uvicorn
 
@@ -16,6 +19,20 @@ def serve(config: AppConfig, *, host: str, port: int, workers: int) -> int:
     if workers < 1:
         print("opusclip: --workers must be at least 1", file=sys.stderr)
         return 2
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Set before the workers start (and import prometheus_client), so /metrics sums every worker.
+        metrics_dir = tempfile.mkdtemp(prefix="opusclip-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run(host, port, workers, config.log_level)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run(host: str, port: int, workers: int, log_level: str) -> None:
     # The factory re-reads the environment in each worker process; config was validated above.
     uvicorn.run(
         "entrypoints.http.app:create_app_from_env",
@@ -24,11 +41,10 @@ def serve(config: AppConfig, *, host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         access_log=False,  # our middleware logs every request with its request id and route template
-        log_level=config.log_level,
+        log_level=log_level,
         timeout_graceful_shutdown=30,
         proxy_headers=True,
     )
-    return 0
 
 
 def migrate(config: AppConfig) -> int:

@@ -3,13 +3,18 @@
 Each app owns a CollectorRegistry, so building several apps in one process (tests) never collides; the
 default registry still carries process/platform/GC collectors and adapter counters (cache errors), and
 ``/metrics`` renders both.
+
+Under ``opusclip serve --workers N`` each worker is a process of its own; ``serve`` then sets
+PROMETHEUS_MULTIPROC_DIR, every value is kept in a file there, and ``/metrics`` sums all workers (process
+collectors are per process and are left out in that mode, as prometheus_client documents).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric, multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -49,12 +54,14 @@ class AppMetrics:
             "1 when the dependency's last health check passed",
             ["dependency"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",  # every worker checks; the latest check is the answer
         )
         self.dependency_seconds = Gauge(
             "opusclip_dependency_check_seconds",
             "How long the dependency's last health check took",
             ["dependency"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -70,7 +77,11 @@ class AppMetrics:
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition body and its content type, in the format the scraper's Accept header asks for."""
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return encoder(registry), content_type
 
     async def endpoint(self, request: Request) -> Response:
         body, content_type = self.render(request.headers.get("accept"))

@@ -33,10 +33,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_command(port: int) -> list[str]:
+def serve_command(port: int, workers: int = 1) -> list[str]:
     script = Path(sys.executable).with_name("opusclip")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "entrypoints.cli"]
-    return [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
 @attrs.define
@@ -64,7 +64,7 @@ class Server:
         assert "Traceback" not in self.output, self.output[-3000:]
 
 
-def start_server(tmp_path: Path, **env: str) -> Server:
+def start_server(tmp_path: Path, workers: int = 1, **env: str) -> Server:
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     environ = {
@@ -78,7 +78,9 @@ def start_server(tmp_path: Path, **env: str) -> Server:
         **env,
     }
     with log_path.open("wb") as log:
-        process = subprocess.Popen(serve_command(port), env=environ, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            serve_command(port, workers), env=environ, stdout=log, stderr=subprocess.STDOUT
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -201,3 +203,22 @@ def test_unreachable_redis_is_degraded_but_200_and_shutdown_is_graceful(tmp_path
         assert body["dependencies"]["postgres"]["healthy"] is True
     finally:
         server.stop()  # asserts a graceful shutdown
+
+
+def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+    server = start_server(tmp_path, workers=2)
+    try:
+        for _ in range(40):  # a new connection each, so both workers get some
+            httpx.get(f"{server.url}/health/detailed", headers={"Connection": "close"})
+        for _ in range(3):  # whichever worker answers, it reports every worker's requests
+            text = httpx.get(f"{server.url}/metrics", headers={"Connection": "close"}).text
+            line = next(
+                line
+                for line in text.splitlines()
+                if line.startswith("opusclip_http_requests_total{")
+                and 'route="/health/detailed"' in line
+                and 'method="GET"' in line
+            )
+            assert float(line.rsplit(" ", 1)[1]) == 40.0, line
+    finally:
+        server.stop()
