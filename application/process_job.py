@@ -45,6 +45,16 @@ def _ignore(_stage: str, _fraction: float) -> None:
 
 
 @attrs.frozen
+class _Codec:
+    encode: Callable[[Any], bytes]
+    decode: Callable[[bytes], Any]  # None for bytes of another format: a miss
+
+
+_ANALYSIS = _Codec(encode_analysis, decode_analysis)
+_TRANSCRIPT = _Codec(encode_transcript, decode_transcript)
+
+
+@attrs.frozen
 class ProcessJobResult:
     job: Job
     video: Video
@@ -102,12 +112,24 @@ class ProcessJob:
         def stage(name: str) -> Callable[[float], None]:
             return lambda fraction: progress(name, fraction)
 
-        async def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        async def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:  # runs ``fn`` in a thread
             started = time.perf_counter()
             progress(name, 0.0)
             value = await asyncio.to_thread(fn, *args)
             progress(name, 1.0)
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+            return value
+
+        async def cached(name: str, key: str, codec: _Codec, *args: Any) -> Any:
+            """A stage's result from the cache, or computed by ``args`` and stored."""
+            data = await self.cache.get(key)
+            value = None if data is None else codec.decode(data)
+            if value is not None:
+                hits.add(name)
+                progress(name, 1.0)
+                return value
+            value = await timed(name, *args, stage(name))
+            await self.cache.set(key, codec.encode(value))
             return value
 
         # No progress is reported before the input is known to be usable media: a bad file is one error line.
@@ -118,25 +140,22 @@ class ProcessJob:
         timings["fetch"] = time.perf_counter() - started
         progress("fetch", 1.0)
 
-        analysis_key = f"analysis:{fetched.sha256}:{self.analyzer.version}"
-        analysis = await self._cached(analysis_key, decode_analysis)
-        if analysis is None:
-            analysis = await timed("analyse", self.analyzer.analyze, fetched.path, info, stage("analyse"))
-            await self.cache.set(analysis_key, encode_analysis(analysis))
-        else:
-            hits.add("analyse")
-            progress("analyse", 1.0)
-
-        transcript_key = f"transcript:{fetched.sha256}:{self.transcriber.version}:{self.analyzer.version}"
-        transcript = await self._cached(transcript_key, decode_transcript)
-        if transcript is None:
-            transcript = await timed(
-                "transcribe", self.transcriber.transcribe, fetched.path, analysis, stage("transcribe")
-            )
-            await self.cache.set(transcript_key, encode_transcript(transcript))
-        else:
-            hits.add("transcribe")
-            progress("transcribe", 1.0)
+        analysis: Analysis = await cached(
+            "analyse",
+            f"analysis:{fetched.sha256}:{self.analyzer.version}",
+            _ANALYSIS,
+            self.analyzer.analyze,
+            fetched.path,
+            info,
+        )
+        transcript: Transcript = await cached(
+            "transcribe",
+            f"transcript:{fetched.sha256}:{self.transcriber.version}:{self.analyzer.version}",
+            _TRANSCRIPT,
+            self.transcriber.transcribe,
+            fetched.path,
+            analysis,
+        )
 
         scores: np.ndarray = await timed("score", self.model.score, analysis, transcript)
         clips = await timed("select", _select, scores, transcript, analysis, options)
@@ -176,10 +195,6 @@ class ProcessJob:
             cache_hits=frozenset(hits),
             timings=timings,
         )
-
-    async def _cached(self, key: str, decode: Callable[[bytes], Any]) -> Any:
-        data = await self.cache.get(key)
-        return None if data is None else decode(data)
 
     async def _save(
         self, job: Job, fetched: FetchedMedia, info: MediaInfo, rendered: list[RenderedClip]
