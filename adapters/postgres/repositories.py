@@ -67,16 +67,16 @@ class PostgresVideoRepository:
         self._session = session
 
     async def add(self, video: Video) -> None:
-        await _insert(self._session, videos, mapping.video_values(video), f"video {video.id}")
+        await _insert(self._session, videos, mapping.VIDEOS.values(video), f"video {video.id}")
 
     async def get(self, video_id: str) -> Video | None:
         row = await _one(self._session, sa.select(videos).where(videos.c.id == video_id))
-        return None if row is None else mapping.video_entity(row)
+        return None if row is None else mapping.VIDEOS.entity_of(row)
 
     async def by_sha256(self, sha256: str) -> Video | None:
         query = sa.select(videos).where(videos.c.sha256 == sha256).order_by(videos.c.created_at, videos.c.id)
         row = await _one(self._session, query.limit(1))
-        return None if row is None else mapping.video_entity(row)
+        return None if row is None else mapping.VIDEOS.entity_of(row)
 
 
 class PostgresJobRepository:
@@ -84,14 +84,14 @@ class PostgresJobRepository:
         self._session = session
 
     async def add(self, job: Job) -> None:
-        await _insert(self._session, jobs, mapping.job_values(job), f"job {job.id}")
+        await _insert(self._session, jobs, mapping.JOBS.values(job), f"job {job.id}")
 
     async def get(self, job_id: str) -> Job | None:
         row = await _one(self._session, sa.select(jobs).where(jobs.c.id == job_id))
-        return None if row is None else mapping.job_entity(row)
+        return None if row is None else mapping.JOBS.entity_of(row)
 
     async def update(self, job: Job) -> None:
-        await _update(self._session, jobs, mapping.job_values(job), "job")
+        await _update(self._session, jobs, mapping.JOBS.values(job), "job")
 
     async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]:
         query = (
@@ -101,7 +101,7 @@ class PostgresJobRepository:
             .limit(limit)
             .offset(offset)
         )
-        return [mapping.job_entity(row) for row in await _all(self._session, query)]
+        return [mapping.JOBS.entity_of(row) for row in await _all(self._session, query)]
 
 
 class PostgresClipRepository:
@@ -111,15 +111,15 @@ class PostgresClipRepository:
     async def add_many(self, stored: Sequence[StoredClip]) -> None:
         if stored:
             with _references(f"clips of job {stored[0].job_id}"):
-                await self._session.execute(sa.insert(clips), [mapping.clip_values(clip) for clip in stored])
+                await self._session.execute(sa.insert(clips), [mapping.CLIPS.values(clip) for clip in stored])
 
     async def get(self, clip_id: str) -> StoredClip | None:
         row = await _one(self._session, sa.select(clips).where(clips.c.id == clip_id))
-        return None if row is None else mapping.clip_entity(row)
+        return None if row is None else mapping.CLIPS.entity_of(row)
 
     async def for_job(self, job_id: str) -> Sequence[StoredClip]:
         query = sa.select(clips).where(clips.c.job_id == job_id).order_by(clips.c.rank, clips.c.id)
-        return [mapping.clip_entity(row) for row in await _all(self._session, query)]
+        return [mapping.CLIPS.entity_of(row) for row in await _all(self._session, query)]
 
 
 class PostgresFeedbackRepository:
@@ -127,7 +127,7 @@ class PostgresFeedbackRepository:
         self._session = session
 
     async def add(self, item: Feedback) -> None:
-        await _insert(self._session, feedback, mapping.feedback_values(item), f"feedback {item.id}")
+        await _insert(self._session, feedback, mapping.FEEDBACK.values(item), f"feedback {item.id}")
 
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
         query = (
@@ -135,7 +135,7 @@ class PostgresFeedbackRepository:
             .where(feedback.c.clip_id == clip_id)
             .order_by(feedback.c.created_at, feedback.c.id)
         )
-        return [mapping.feedback_entity(row) for row in await _all(self._session, query)]
+        return [mapping.FEEDBACK.entity_of(row) for row in await _all(self._session, query)]
 
 
 class PostgresModelVersionRepository:
@@ -144,16 +144,16 @@ class PostgresModelVersionRepository:
 
     async def add(self, version: ModelVersion) -> None:
         await _insert(
-            self._session, model_versions, mapping.model_values(version), f"model version {version.version}"
+            self._session, model_versions, mapping.MODELS.values(version), f"model version {version.version}"
         )
 
     async def get(self, version_id: str) -> ModelVersion | None:
         row = await _one(self._session, sa.select(model_versions).where(model_versions.c.id == version_id))
-        return None if row is None else mapping.model_entity(row)
+        return None if row is None else mapping.MODELS.entity_of(row)
 
     async def active(self) -> ModelVersion | None:
         row = await _one(self._session, sa.select(model_versions).where(model_versions.c.active))
-        return None if row is None else mapping.model_entity(row)
+        return None if row is None else mapping.MODELS.entity_of(row)
 
     async def activate(self, version_id: str) -> None:
         session, table = self._session, model_versions
@@ -170,7 +170,7 @@ class PostgresModelVersionRepository:
         query = sa.select(model_versions).order_by(
             model_versions.c.created_at.desc(), model_versions.c.id.desc()
         )
-        return [mapping.model_entity(row) for row in await _all(self._session, query)]
+        return [mapping.MODELS.entity_of(row) for row in await _all(self._session, query)]
 
 
 class PostgresTrainingRunRepository:
@@ -178,11 +178,11 @@ class PostgresTrainingRunRepository:
         self._session = session
 
     async def add(self, run: TrainingRun) -> None:
-        await _insert(self._session, training_runs, mapping.run_values(run), f"training run {run.id}")
+        await _insert(self._session, training_runs, mapping.RUNS.values(run), f"training run {run.id}")
 
     async def get(self, run_id: str) -> TrainingRun | None:
         row = await _one(self._session, sa.select(training_runs).where(training_runs.c.id == run_id))
-        return None if row is None else mapping.run_entity(row)
+        return None if row is None else mapping.RUNS.entity_of(row)
 
     async def update(self, run: TrainingRun) -> None:
-        await _update(self._session, training_runs, mapping.run_values(run), "training run")
+        await _update(self._session, training_runs, mapping.RUNS.values(run), "training run")
