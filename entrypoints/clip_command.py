@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from application.config import AppConfig
-from application.process_job import STAGES, ProcessJob, ProcessJobResult
+from application.process_job import ProcessJob, ProcessJobResult
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.errors import OpusClipError
 from domain.media import ClipOptions
@@ -178,6 +178,3 @@ def _summary(report: dict[str, Any], out: Path) -> None:
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(seconds, 60)
     return f"{int(minutes):02d}:{secs:04.1f}"
-
-
-__all__ = ["STAGES", "run_clip"]
