@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from adapters.media.audio_pass import AudioStats, audio_pass
-from adapters.media.decoding import PacketDecoder
+from adapters.media.decoding import PacketDecoder, main_video
 from adapters.media.probe import MediaLimits, probe
 from adapters.media.shots import ContentScorer, ShotFrame, pick_cuts
 from adapters.speech.vad import SileroVad
@@ -95,7 +95,7 @@ class PyAVMediaAnalyzer:
         step = 1.0 / self.sample_fps
         next_t = math.ceil(start * self.sample_fps - 1e-6) / self.sample_fps
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = main_video(container)
             ctx = stream.codec_context
             ctx.thread_count = 1  # parallelism comes from the parts; frame threads only add latency here
             ctx.skip_frame = "NONREF"  # B-frames are never needed at a few samples a second

@@ -1,8 +1,10 @@
-"""Decoding that survives a few damaged packets, as players do, and fails clearly when there are many."""
+"""Which stream is the video, and decoding that survives a few damaged packets as players do (and fails
+clearly when there are many)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +14,15 @@ import structlog
 from domain.errors import MediaError
 
 log = structlog.get_logger(__name__)
+
+
+def main_video(container: av.container.InputContainer) -> av.VideoStream:
+    """The picture to clip: the first video stream that is not cover art (podcasts and music files carry
+    their artwork as a one-picture video stream)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise MediaError(f"{Path(container.name).name}: no video stream")
 
 
 @attrs.define

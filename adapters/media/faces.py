@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder
+from adapters.media.decoding import PacketDecoder, main_video
 from domain.errors import DependencyUnavailable, MediaError
 from domain.media import Span
 
@@ -152,7 +152,7 @@ class HaarFaceTracker:
         width = 1
         try:
             with av.open(str(source)) as container:
-                stream = container.streams.video[0]
+                stream = main_video(container)
                 stream.thread_type = "AUTO"
                 container.seek(int(span.start / (stream.time_base or Fraction(1, 1000))), stream=stream)
                 next_t = span.start

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 import av
 
+from adapters.media.decoding import main_video
 from domain.errors import MediaError, MediaLimitExceeded
 from domain.media import MediaInfo
 
@@ -41,9 +42,14 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             raise MediaError(f"{name}: truncated or corrupt media ({_reason(e)})") from None
         raise MediaError(f"{name}: not a media file") from None
     with container:
-        if not container.streams.video:
-            raise MediaError(f"{name}: no video stream (audio-only or data file)")
-        video = container.streams.video[0]
+        # Podcasts and music files carry their cover art as a one-picture "video" stream.
+        pictures = [
+            s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+        ]
+        if not pictures:
+            kind = "audio with cover art" if container.streams.video else "audio-only or data file"
+            raise MediaError(f"{name}: no video stream ({kind})")
+        video = pictures[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         duration = _duration(container, video)
         if duration is None or duration <= 0:
@@ -111,7 +117,7 @@ def _check_decodes(path: Path, duration: float) -> _Checked:
     """
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = main_video(container)
             first = next(iter(container.decode(stream)), None)
             if first is None:
                 raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")

@@ -14,7 +14,7 @@ import attrs
 import av
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder
+from adapters.media.decoding import PacketDecoder, main_video
 from adapters.media.faces import CropPath, FaceTracker
 from domain.captions import to_srt, to_vtt
 from domain.errors import MediaError
@@ -220,9 +220,7 @@ class PyAVClipRenderer:
         """Writes the clip to ``out``; returns the source time of its first frame."""
         span = clip.span
         with av.open(str(source)) as src:
-            if not src.streams.video:
-                raise MediaError("the source has no video stream")
-            vin = src.streams.video[0]
+            vin = main_video(src)
             vin.thread_type = "AUTO"
             ain = src.streams.audio[0] if info.has_audio and src.streams.audio else None
             rate: Fraction = vin.average_rate or vin.guessed_rate or Fraction(round(info.fps * 1000), 1000)

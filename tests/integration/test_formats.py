@@ -16,6 +16,7 @@ from adapters.media.analyzer import PyAVMediaAnalyzer
 from adapters.media.probe import MediaLimits
 from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Truth, transcode
+from domain.errors import MediaError
 from domain.media import Aspect, Clip, ClipOptions, Span
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -89,3 +90,49 @@ def test_a_picture_that_stops_before_the_sound_sets_the_duration(tmp_path: Path)
         container.mux(audio.encode(None))
     info = PyAVMediaAnalyzer(MediaLimits()).probe(path)
     assert 2.9 <= info.duration <= 3.1
+
+
+def _with_cover_art(path: Path, *, video_seconds: float) -> None:
+    """An mp4 with cover art (as podcasts and music files carry), a real picture when ``video_seconds``
+    > 0, and sound. (The mp4 muxer stores the artwork as the last stream.)"""
+    with av.open(str(path), "w", format="mp4") as container:
+        cover = container.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        video = None
+        if video_seconds:
+            video = container.add_stream("libx264", rate=25)
+            video.width, video.height, video.pix_fmt = 160, 90, "yuv420p"
+        audio = container.add_stream("aac", rate=48_000, layout="mono")
+        art = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")
+        art = art.reformat(format="yuvj420p")
+        art.pts = 0
+        container.mux(cover.encode(art))
+        container.mux(cover.encode(None))
+        for i in range(int(video_seconds * 25)):
+            frame = av.VideoFrame.from_ndarray(np.full((90, 160, 3), i % 255, np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))  # type: ignore[union-attr]  # video_seconds > 0
+        if video is not None:
+            container.mux(video.encode(None))
+        for i in range(3 * 48_000 // 1024):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48_000, i * 1024
+            container.mux(audio.encode(chunk))
+        container.mux(audio.encode(None))
+
+
+def test_audio_with_cover_art_is_not_a_video(tmp_path: Path) -> None:
+    path = tmp_path / "podcast.m4a"
+    _with_cover_art(path, video_seconds=0)
+    with pytest.raises(MediaError, match="no video stream"):
+        PyAVMediaAnalyzer(MediaLimits()).probe(path)
+
+
+def test_a_video_with_cover_art_is_clipped_from_its_picture(tmp_path: Path) -> None:
+    path = tmp_path / "with-art.mp4"
+    _with_cover_art(path, video_seconds=3.0)
+    analyzer = PyAVMediaAnalyzer(MediaLimits())
+    info = analyzer.probe(path)
+    assert (info.width, info.height) == (160, 90)
+    assert analyzer.analyze(path, info).seconds == 3
