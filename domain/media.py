@@ -39,6 +39,9 @@ class MediaInfo:
     # Clockwise degrees (0, 90, 180, 270) that stored frames turn for display (phone videos carry 90 or
     # 270); width and height above are the displayed size.
     rotation: int = 0
+    # The container's first timestamp, in seconds: media time 0 is there (MPEG-TS and captures rarely
+    # start at 0). Adapters subtract it from every pts they read and add it to every seek.
+    start_time: float = 0.0
 
     @property
     def pixels(self) -> int:

@@ -75,12 +75,21 @@ class PyAVMediaAnalyzer:
         audio_progress = [0.0]
         with ThreadPoolExecutor(max_workers=n_parts + 1, thread_name_prefix="analyze") as pool:
             futures: list[Future[object]] = [
-                pool.submit(self._decode_part, path, float(a), float(b), b >= info.duration, part, height)
+                pool.submit(
+                    self._decode_part,
+                    path,
+                    float(a),
+                    float(b),
+                    b >= info.duration,
+                    part,
+                    height,
+                    info.start_time,
+                )
                 for a, b, part in zip(edges[:-1], edges[1:], parts, strict=True)
             ]
             audio: Future[AudioStats] | None = None
             if info.has_audio:
-                audio = pool.submit(audio_pass, path, seconds, self.vad, audio_progress)
+                audio = pool.submit(audio_pass, path, seconds, self.vad, audio_progress, info.start_time)
                 futures.append(audio)  # type: ignore[arg-type]  # Future is invariant; only waited on here
             _wait_reporting(futures, parts, audio_progress, progress)
             stats = audio.result() if audio is not None else AudioStats.silent(seconds)
@@ -90,8 +99,9 @@ class PyAVMediaAnalyzer:
         return Analysis(info, MEDIA_FEATURES, features, cuts, stats.speech)
 
     def _decode_part(
-        self, path: Path, start: float, end: float, to_end: bool, part: _Part, height: int
+        self, path: Path, start: float, end: float, to_end: bool, part: _Part, height: int, origin: float
     ) -> None:
+        """Samples [start, end) of media time; ``origin`` is the file's first timestamp."""
         step = 1.0 / self.sample_fps
         next_t = math.ceil(start * self.sample_fps - 1e-6) / self.sample_fps
         with av.open(str(path)) as container:
@@ -102,14 +112,14 @@ class PyAVMediaAnalyzer:
             # Deblocking is invisible at analysis size and costs 15–20% of decoding.
             ctx.options = {"skip_loop_filter": "all"}
             if start > 0:
-                container.seek(int(start * av.time_base))
+                container.seek(int((start + origin) * av.time_base))
             time_base = float(stream.time_base or 0) or 1 / av.time_base
             prev: tuple[np.ndarray, ShotFrame] | None = None
             decoder = PacketDecoder(path.name)
             for frame in decoder.frames(container, stream):
                 if frame.pts is None:
                     continue
-                t = frame.pts * time_base
+                t = frame.pts * time_base - origin
                 if t >= end and not to_end:
                     break
                 if t < next_t - 1e-6:

@@ -37,7 +37,9 @@ class AudioStats:
         return np.column_stack([self.loudness, delta, self.speech_prob])
 
 
-def audio_pass(path: Path, seconds: int, vad: SileroVad | None, progress: list[float]) -> AudioStats:
+def audio_pass(
+    path: Path, seconds: int, vad: SileroVad | None, progress: list[float], origin: float = 0.0
+) -> AudioStats:
     """Decode the first audio stream once; ``progress[0]`` is updated for a watcher in another thread."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     acc: _Accumulator | None = None
@@ -47,7 +49,7 @@ def audio_pass(path: Path, seconds: int, vad: SileroVad | None, progress: list[f
         for frame in PacketDecoder(path.name).frames(container, stream):
             if acc is None:
                 pts, time_base = frame.pts, frame.time_base
-                start = float(pts * time_base) if pts is not None and time_base is not None else 0.0
+                start = float(pts * time_base) - origin if pts is not None and time_base is not None else 0.0
                 acc = _Accumulator(seconds, start, vad)
             for out in resampler.resample(frame):
                 acc.add(out.to_ndarray().ravel())

@@ -4,6 +4,7 @@ clearly when there are many)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,17 @@ class PacketDecoder:
         except av.FFmpegError as error:  # the container itself is broken past this point
             raise MediaError(f"{self.name}: corrupt media ({error})") from None
         self.check()
+
+
+def seek_before(container: av.container.InputContainer, stream: av.VideoStream, t: float) -> None:
+    """Position ``container`` so decoding ``stream`` starts at a frame at or before ``t`` (the file's own
+    seconds). Demuxers without an index (MPEG-TS) can land after the target; then try further back."""
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    for back in (0.0, 3.0, 15.0, 60.0):
+        target = int(max(0.0, t - back) / time_base)
+        container.seek(target, stream=stream, backward=True)
+        first = next((f for f in PacketDecoder(Path(container.name).name).frames(container, stream)), None)
+        if first is None or first.time is None or first.time <= t + 1e-3:
+            container.seek(target, stream=stream, backward=True)
+            return
+    container.seek(0, stream=stream, backward=True)  # from the top, whatever it costs

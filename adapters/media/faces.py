@@ -7,7 +7,6 @@ main face and the smoothing are pure functions so they can be tested without med
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder, main_video
+from adapters.media.decoding import PacketDecoder, main_video, seek_before
 from domain.errors import DependencyUnavailable, MediaError
 from domain.media import Span
 
@@ -154,7 +153,7 @@ class HaarFaceTracker:
             with av.open(str(source)) as container:
                 stream = main_video(container)
                 stream.thread_type = "AUTO"
-                container.seek(int(span.start / (stream.time_base or Fraction(1, 1000))), stream=stream)
+                seek_before(container, stream, span.start)
                 next_t = span.start
                 for frame in PacketDecoder(source.name).frames(container, stream):
                     t = frame.time

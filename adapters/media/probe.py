@@ -76,8 +76,9 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             has_audio=audio is not None,
             size_bytes=size,
             format_name=container.format.name,
+            start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
         )
-    checked = _check_decodes(path, duration)
+    checked = _check_decodes(path, duration, info.start_time)
     if checked.video_end is not None:
         info = attrs.evolve(info, duration=checked.video_end)
     if checked.rotation in (90, 270):
@@ -107,7 +108,7 @@ class _Checked:
     video_end: float | None  # where the picture ends, when it ends well before the container says
 
 
-def _check_decodes(path: Path, duration: float) -> _Checked:
+def _check_decodes(path: Path, duration: float, origin: float) -> _Checked:
     """The first frame must decode and the packets of the last seconds must be there.
 
     A file whose header survived but whose data was cut off opens fine and claims its full duration;
@@ -122,13 +123,13 @@ def _check_decodes(path: Path, duration: float) -> _Checked:
             if first is None:
                 raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")
             tail = max(0.0, duration - 1.5)
-            container.seek(int(tail * av.time_base))
-            reached, video_end = _scan(container.demux(), tail)
+            container.seek(int((tail + origin) * av.time_base))
+            reached, video_end = _scan(container.demux(), tail, origin)
             if not reached:
                 raise MediaError(f"{path.name}: truncated or corrupt media (the file ends early)")
             if video_end is None or video_end < tail:
                 container.seek(0)
-                _, video_end = _scan(container.demux(stream), math.inf)
+                _, video_end = _scan(container.demux(stream), math.inf, origin)
                 if video_end is None:
                     raise MediaError(f"{path.name}: truncated or corrupt media (no video packets)")
                 return _Checked(display_rotation(first), video_end)
@@ -137,15 +138,15 @@ def _check_decodes(path: Path, duration: float) -> _Checked:
         raise MediaError(f"{path.name}: truncated or corrupt media ({_reason(e)})") from None
 
 
-def _scan(packets: Iterator[av.Packet], tail: float) -> tuple[bool, float | None]:
-    """Whether any packet reaches ``tail``, and where the last video packet ends."""
+def _scan(packets: Iterator[av.Packet], tail: float, origin: float) -> tuple[bool, float | None]:
+    """Whether any packet reaches ``tail``, and where the last video packet ends (media times)."""
     reached, video_end = False, None
     for packet in packets:
         if packet.is_corrupt:
             break
         if packet.pts is None or packet.time_base is None:
             continue
-        t = float(packet.pts * packet.time_base)
+        t = float(packet.pts * packet.time_base) - origin
         reached = reached or t >= tail
         if packet.stream.type == "video":
             end = t + float((packet.duration or 0) * packet.time_base)

@@ -14,11 +14,11 @@ import attrs
 import av
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder, main_video
+from adapters.media.decoding import PacketDecoder, main_video, seek_before
 from adapters.media.faces import CropPath, FaceTracker
 from domain.captions import to_srt, to_vtt
 from domain.errors import MediaError
-from domain.media import Aspect, Clip, ClipOptions, MediaInfo, RenderedClip
+from domain.media import Aspect, Clip, ClipOptions, MediaInfo, RenderedClip, Span
 from domain.ports import Progress, no_progress
 
 _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
@@ -211,7 +211,9 @@ class PyAVClipRenderer:
         cw, ch = crop_size(width, height, aspect)
         path = CropPath.centred()
         if self.faces is not None and cw < width:
-            path = self.faces.track(source, clip.span, cw / width, rotation=info.rotation)
+            origin = info.start_time  # the tracker reads the file's own timestamps
+            span = Span(clip.span.start + origin, clip.span.end + origin)
+            path = self.faces.track(source, span, cw / width, rotation=info.rotation)
         return _Window(cw, ch, width, height, path, info.rotation)
 
     def _cut(
@@ -234,13 +236,24 @@ class PyAVClipRenderer:
                 vout.codec_context.time_base = vout.time_base = _time_base(vin)
                 vout.codec_context.thread_count = self.threads
                 audio = _AudioCut.open(dst, ain, self.audio_bitrate) if ain is not None else None
+                # Frames carry the file's own timestamps: work in them, answer in media time.
+                origin = info.start_time
                 first = self._copy(
-                    src, dst, vin, span.start, span.duration, half_frame, window, vout, audio, progress
+                    src,
+                    dst,
+                    vin,
+                    span.start + origin,
+                    span.duration,
+                    half_frame,
+                    window,
+                    vout,
+                    audio,
+                    progress,
                 )
                 dst.mux(vout.encode(None))
                 if audio is not None:
                     audio.close()
-        return first
+        return first - info.start_time
 
     def _copy(
         self,
@@ -256,8 +269,8 @@ class PyAVClipRenderer:
         progress: Progress,
     ) -> float:
         time_base = _time_base(vin)
-        # Seek to the keyframe at or before the span (backward seek), then decode forward to its first frame.
-        src.seek(max(0, int(start / time_base)), stream=vin, backward=True)
+        # Seek to a keyframe at or before the span, then decode forward to its first frame.
+        seek_before(src, vin, start)
         first_t: float | None = None
         first_pts = 0
         end = start + duration

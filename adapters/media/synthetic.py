@@ -333,10 +333,16 @@ def transcode(
     sample_rate: int = 48_000,
     size: tuple[int, int] | None = None,
     max_seconds: float | None = None,
+    start_offset: float = 0.0,
 ) -> None:
     """Re-encode a generated file into another container and codecs (webm/VP9/Opus, mkv/HEVC, 5.1, odd
-    rates), so tests meet the formats real uploads come in. Frames keep their times."""
-    with av.open(str(source)) as src, av.open(str(target), "w", format=container_format) as dst:
+    rates), so tests meet the formats real uploads come in. Frames keep their times, shifted by
+    ``start_offset`` seconds (broadcast captures and MPEG-TS files rarely start at 0)."""
+    options = {"output_ts_offset": f"{start_offset:g}"} if start_offset else {}
+    with (
+        av.open(str(source)) as src,
+        av.open(str(target), "w", format=container_format, options=options) as dst,
+    ):
         vin, ain = src.streams.video[0], src.streams.audio[0]
         rate = vin.average_rate or Fraction(25)
         quiet = {"x265-params": "log-level=error"} if video_codec == "libx265" else {}

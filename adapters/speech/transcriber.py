@@ -69,9 +69,19 @@ def to_words(raw: Sequence[RawWord], start_seconds: float) -> list[Word]:
 
 
 def has_audio(path: Path) -> bool:
+    return audio_start(path) is not None
+
+
+def audio_start(path: Path) -> float | None:
+    """The file's own timestamp of its first audio sample (seconds), or None without an audio stream."""
     try:
         with av.open(str(path)) as container:
-            return bool(container.streams.audio)
+            if not container.streams.audio:
+                return None
+            for frame in PacketDecoder(path.name).frames(container, container.streams.audio[0]):
+                if frame.time is not None:
+                    return float(frame.time)
+            return 0.0
     except (av.error.FFmpegError, OSError) as error:
         raise MediaError(f"cannot open {path.name}: {error}") from None
 
@@ -248,9 +258,13 @@ class PocketSphinxTranscriber:
             raise ValueError("workers must be at least 1")
 
     def transcribe(self, path: Path, analysis: Analysis, progress: Progress = no_progress) -> Transcript:
-        if not has_audio(path):
+        first_sample = audio_start(path)
+        if first_sample is None:
             progress(1.0)
             return Transcript()
+        # Sample 0 of the decoded audio sits ``offset`` seconds into media time (speech spans, word times).
+        offset = first_sample - analysis.info.start_time
+        speech = [Span(max(0.0, s.start - offset), max(0.0, s.end - offset)) for s in analysis.speech]
         duration = max(analysis.info.duration, 1e-3)
         words: list[Word] = []
         # Chunks are decoded as the audio streams in; a bounded queue keeps memory flat on long files.
@@ -258,11 +272,13 @@ class PocketSphinxTranscriber:
 
         def collect_oldest() -> None:
             a, b, future = in_flight.popleft()
-            words.extend(to_words(future.result(), a / SAMPLE_RATE))
+            for word in to_words(future.result(), a / SAMPLE_RATE + offset):
+                if word.end > 0:  # audio from before the picture's first timestamp (aac priming) is cut
+                    words.append(attrs.evolve(word, start=max(0.0, word.start)))
             progress(min(1.0, b / SAMPLE_RATE / duration))
 
         try:
-            for a, b, samples in stream_chunks(analysis.speech, stream_audio(path), self.chunk_seconds):
+            for a, b, samples in stream_chunks(speech, stream_audio(path), self.chunk_seconds):
                 pool = self._executor()
                 in_flight.append((a, b, pool.submit(recognise, samples.tobytes())))
                 while len(in_flight) > 2 * (self.workers or _default_workers()):

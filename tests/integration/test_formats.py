@@ -16,6 +16,8 @@ from adapters.media.analyzer import PyAVMediaAnalyzer
 from adapters.media.probe import MediaLimits
 from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Truth, transcode
+from adapters.speech.transcriber import PocketSphinxTranscriber
+from adapters.speech.vad import SileroVad
 from domain.errors import MediaError
 from domain.media import Aspect, Clip, ClipOptions, Span
 
@@ -136,3 +138,35 @@ def test_a_video_with_cover_art_is_clipped_from_its_picture(tmp_path: Path) -> N
     info = analyzer.probe(path)
     assert (info.width, info.height) == (160, 90)
     assert analyzer.analyze(path, info).seconds == 3
+
+
+def test_a_file_that_starts_late_keeps_media_time(sample_video, tmp_path: Path) -> None:
+    """An MPEG-TS capture whose first timestamp is 1000 s: cuts, words and clips count from its start."""
+    source, truth = sample_video
+    late = tmp_path / "capture.ts"
+    transcode(source, late, video_codec="libx264", audio_codec="aac", container_format="mpegts",
+              size=(320, 180), max_seconds=22.0, start_offset=1000.0)  # fmt: skip
+    analyzer = PyAVMediaAnalyzer(MediaLimits(), vad=SileroVad())
+    info = analyzer.probe(late)
+    assert 999.0 <= info.start_time <= 1001.0 and 21.0 <= info.duration <= 23.0
+    analysis = analyzer.analyze(late, info)
+    assert [round(c) for c in analysis.shot_cuts] == [10, 20]
+    with PocketSphinxTranscriber(workers=1) as transcriber:
+        words = transcriber.transcribe(late, analysis).words
+    assert words, "the first scene is spoken"
+    spoken = [u.span for u in truth.speech]
+    assert all(any(s.start - 0.5 <= w.start and w.end <= s.end + 0.5 for s in spoken) for w in words)
+
+    def first_frame_colour(path: Path, media_info) -> np.ndarray:
+        clip = Clip(span=Span(10.5, 12.5), score=1.0, rank=1)
+        options = ClipOptions(min_seconds=1, max_seconds=5, caption_formats=())
+        out = tmp_path / path.stem
+        rendered = PyAVClipRenderer().render(path, media_info, clip, options, out)
+        with av.open(rendered.media_path) as container:
+            frame = next(container.decode(video=0))
+            assert container.duration is not None
+            assert abs(container.duration / av.time_base - 2.0) < 0.1
+            return frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+
+    original = PyAVMediaAnalyzer(MediaLimits()).probe(source)
+    assert np.abs(first_frame_colour(late, info) - first_frame_colour(source, original)).max() < 12
