@@ -61,7 +61,7 @@ class PyAVMediaAnalyzer:
         if self.sample_fps < 2:
             raise ValueError("sample_fps must be at least 2 (motion and cuts need two samples a second)")
         vad = "silero" if self.vad is not None else "novad"
-        self.version = f"pyav2-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
+        self.version = f"pyav3-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
 
     def probe(self, path: Path) -> MediaInfo:
         return probe(path, self.limits)

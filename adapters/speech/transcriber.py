@@ -34,7 +34,7 @@ FRAMES_PER_SECOND = 100
 PAD_SECONDS = 0.25  # VAD edges clip soft word onsets and endings; keep a little room around each segment
 CUT_WINDOW = 0.25  # a long segment is cut at its quietest frame in the last quarter before the limit
 SILENT_RMS = 0.01  # -40 dBFS: the loudest 10 ms of silent audio (room tone, dither) stays below this
-MODEL_REVISION = 2  # bump when chunking or decoding changes, so cached transcripts are recomputed
+MODEL_REVISION = 3  # bump when chunking or decoding changes, so cached transcripts are recomputed
 
 _ALTERNATE = re.compile(r"\(\d+\)$")
 
