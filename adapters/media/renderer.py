@@ -41,6 +41,12 @@ def crop_size(width: int, height: int, aspect: Aspect) -> tuple[int, int]:
     return _even(width), min(_even(height), _even(round(width * den / num)))
 
 
+def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """``width``×``height`` scaled down (never up) so the long side fits ``max_side``; sides stay even."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, _even(width * scale)), max(2, _even(height * scale))
+
+
 @attrs.frozen
 class _Window:
     """Where to cut each frame: a fixed size, a horizontal position that follows a crop path.
@@ -175,7 +181,9 @@ class PyAVClipRenderer:
     crf: int = 23
     audio_bitrate: int = 128_000
     threads: int = 0
-    version: str = attrs.field(init=False, default="pyav-render-2")
+    # Short-form platforms play 1080×1920 at most: a 4K source is scaled down, which also keeps encoding fast.
+    max_side: int = 1920
+    version: str = attrs.field(init=False, default="pyav-render-3")
 
     def render(
         self,
@@ -232,7 +240,8 @@ class PyAVClipRenderer:
                 vout = dst.add_stream(
                     "libx264", rate=rate, options={"preset": self.preset, "crf": str(self.crf)}
                 )
-                vout.width, vout.height, vout.pix_fmt = window.width, window.height, "yuv420p"
+                vout.width, vout.height = output_size(window.width, window.height, self.max_side)
+                vout.pix_fmt = "yuv420p"
                 vout.codec_context.time_base = vout.time_base = _time_base(vin)
                 vout.codec_context.thread_count = self.threads
                 audio = _AudioCut.open(dst, ain, self.audio_bitrate) if ain is not None else None
@@ -302,6 +311,8 @@ class PyAVClipRenderer:
                     video_done = True
                     continue
                 out = window.cut(frame, t - start)
+                if (out.width, out.height) != (vout.width, vout.height):
+                    out = out.reformat(width=vout.width, height=vout.height, interpolation="AREA")
                 out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
                 dst.mux(vout.encode(out))
                 progress(min(0.99, (t - first_t) / max(duration, 1e-6)))

@@ -243,3 +243,16 @@ def test_a_span_past_the_end_is_a_media_error_and_leaves_no_file(numbered: Path,
             numbered, _info(numbered), _clip(10.0, 12.0), _options(), tmp_path
         )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("aspect", "size"), [("source", (320, 180)), ("9:16", (178, 320))])
+def test_large_sources_are_scaled_down_to_the_longest_side(
+    sample_video: tuple[Path, Truth], tmp_path: Path, aspect: str, size: tuple[int, int]
+) -> None:
+    path, _ = sample_video  # 640×360; a 320 px cap stands in for 4K against 1920
+    rendered = PyAVClipRenderer(preset="ultrafast", max_side=320).render(
+        path, _info(path), _clip(12.0, 14.0), _options(aspect), tmp_path
+    )
+    frames, audio, duration = _decode_all(rendered.media_path)
+    assert (frames[0].width, frames[0].height) == size
+    assert audio is not None and abs(duration - 2.0) <= 0.1
