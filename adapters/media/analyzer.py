@@ -47,7 +47,7 @@ class PyAVMediaAnalyzer:
 
     limits: MediaLimits = attrs.field(factory=MediaLimits)
     vad: SileroVad | None = None
-    sample_fps: float = 4.0
+    sample_fps: float = 3.0
     analysis_width: int = 160
     decoders: int = 2
     shot_threshold: float = 27.0
@@ -61,7 +61,7 @@ class PyAVMediaAnalyzer:
         if self.sample_fps < 2:
             raise ValueError("sample_fps must be at least 2 (motion and cuts need two samples a second)")
         vad = "silero" if self.vad is not None else "novad"
-        self.version = f"pyav3-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
+        self.version = f"pyav4-{self.sample_fps:g}fps-{self.analysis_width}w-t{self.shot_threshold:g}-{vad}"
 
     def probe(self, path: Path) -> MediaInfo:
         return probe(path, self.limits)
@@ -69,7 +69,10 @@ class PyAVMediaAnalyzer:
     def analyze(self, path: Path, info: MediaInfo, progress: Progress = no_progress) -> Analysis:
         seconds = max(1, math.ceil(info.duration - 0.05))  # a trailing sliver under 50 ms gets no row
         n_parts = max(1, min(self.decoders, int(info.duration // self.min_part_seconds)))
-        edges = np.linspace(0.0, info.duration, n_parts + 1)
+        # Part edges sit on the sampling grid, so each grid point falls to exactly one part and the
+        # joined samples are the ones a single decoder would take.
+        edges = np.round(np.linspace(0.0, info.duration, n_parts + 1) * self.sample_fps) / self.sample_fps
+        edges[-1] = info.duration
         parts = [_Part() for _ in range(n_parts)]
         height = max(2, round(self.analysis_width * info.height / info.width / 2) * 2)
         audio_progress = [0.0]

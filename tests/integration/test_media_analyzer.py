@@ -97,10 +97,14 @@ def test_cuts_in_variable_frame_rate_video_land_on_the_right_seconds(
     assert analysis.speech == ()
 
 
-def test_parallel_decoders_join_into_the_same_answer(many_cuts: tuple[Path, Truth]) -> None:
+# At 3 samples a second a third of the file's length falls between grid points: parts must still meet.
+@pytest.mark.parametrize("sample_fps", [3.0, 4.0])
+def test_parallel_decoders_join_into_the_same_answer(
+    many_cuts: tuple[Path, Truth], sample_fps: float
+) -> None:
     path, _ = many_cuts
-    one = PyAVMediaAnalyzer(decoders=1)
-    three = PyAVMediaAnalyzer(decoders=3, min_part_seconds=5)
+    one = PyAVMediaAnalyzer(decoders=1, sample_fps=sample_fps)
+    three = PyAVMediaAnalyzer(decoders=3, min_part_seconds=5, sample_fps=sample_fps)
     a, b = one.analyze(path, one.probe(path)), three.analyze(path, three.probe(path))
     assert a.shot_cuts == b.shot_cuts
     np.testing.assert_allclose(a.features, b.features, atol=1e-3)
