@@ -43,6 +43,18 @@ def _wrap(words: Sequence[str]) -> list[str]:
     return lines
 
 
+def _balanced(words: Sequence[str]) -> list[str]:
+    """Like ``_wrap``, but two lines are split where they come out most even ("a b c d / e" reads worse
+    than "a b c / d e"), still within the line limit."""
+    lines = _wrap(words)
+    if len(lines) != 2:
+        return lines
+    splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
+    fitting = [pair for pair in splits if max(len(pair[0]), len(pair[1])) <= MAX_LINE_CHARS]
+    first, second = min(fitting, key=lambda pair: (max(len(pair[0]), len(pair[1])), -len(pair[0])))
+    return [first, second]
+
+
 def cues(words: Sequence[Word], offset: float = 0.0) -> tuple[Cue, ...]:
     """Group words into cues: a new cue after a pause, after ~3.5 s, or when two lines are full."""
     timed = sorted(
@@ -67,7 +79,7 @@ def cues(words: Sequence[Word], offset: float = 0.0) -> tuple[Cue, ...]:
         end = max(starts[i], max(w.end for w in group) - offset)
         if i + 1 < len(groups):
             end = min(end, starts[i + 1])  # overlapping words must not make cues overlap
-        result.append(Cue(starts[i], end, tuple(_wrap([_clean(w.text) for w in group]))))
+        result.append(Cue(starts[i], end, tuple(_balanced([_clean(w.text) for w in group]))))
     return tuple(result)
 
 

@@ -163,3 +163,13 @@ def test_srt_and_vtt_parse_back_to_the_same_cues(case: tuple[list[Word], float])
         assert [(round(a, 3), round(b, 3), t) for a, b, t in parsed] == expected
         for (_, end, _), (start, _, _) in itertools.pairwise(parsed):
             assert end <= start
+
+
+def test_two_line_cues_are_split_evenly() -> None:
+    texts = "and then a little crowd started tearing it was".split()
+    words = [Word(t, i * 0.2, i * 0.2 + 0.15) for i, t in enumerate(texts)]
+    (cue,) = cues(words)
+    assert len(cue.lines) == 2
+    first, second = (len(line) for line in cue.lines)
+    assert abs(first - second) <= max(len(t) for t in texts) + 1
+    assert " ".join(cue.lines) == " ".join(texts)
