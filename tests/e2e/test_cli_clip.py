@@ -132,3 +132,30 @@ def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Pat
     assert "Traceback" not in result.stderr
     assert not out.exists(), "no output may be left behind for a failed run"
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def _srt_times(text: str) -> list[tuple[float, float]]:
+    def seconds(stamp: str) -> float:
+        hours, minutes, rest = stamp.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(rest.replace(",", "."))
+
+    return [
+        (seconds(a), seconds(b))
+        for a, b in (line.split(" --> ") for line in text.splitlines() if " --> " in line)
+    ]
+
+
+def test_captions_line_up_with_the_speech(clipped) -> None:
+    """Every caption cue, put back on the source's clock, falls where espeak was actually speaking."""
+    _, work, truth = clipped
+    report = json.loads((work / "out" / "clips.json").read_text())
+    cues = [
+        (clip["start"] + a, clip["start"] + b)
+        for clip in report["clips"]
+        if "srt" in clip["captions"]
+        for a, b in _srt_times((work / "out" / clip["captions"]["srt"]).read_text())
+    ]
+    assert cues, "the sample's speech must give captions"
+    spoken = [u.span for u in truth.speech]
+    for start, end in cues:
+        assert any(s.start - 0.5 <= start and end <= s.end + 0.5 for s in spoken), (start, end, spoken)
