@@ -47,6 +47,12 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
         return _error(getattr(error, "message", str(error)), EXIT_BAD_INPUT)
 
     out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_clips"
+    if out.exists() and not out.is_dir():
+        return _error(f"--out {out} exists and is not a folder", EXIT_BAD_INPUT)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return _error(f"--out {out}: cannot create its folder ({error.strerror})", EXIT_BAD_INPUT)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     # A creator sees progress bars and one line per problem; --verbose adds the service's logs.
     configure_logging(config.log_level if args.verbose else "critical", "console", stream=sys.stderr)

@@ -96,7 +96,18 @@ def _truncated(folder: Path, source: Path) -> Path:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "empty", "text", "truncated", "audio_only", "too_long", "too_short", "corrupt", "bad_aspect"],
+    [
+        "missing",
+        "empty",
+        "text",
+        "truncated",
+        "audio_only",
+        "too_long",
+        "too_short",
+        "corrupt",
+        "bad_aspect",
+        "out_is_a_file",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Path) -> None:
     source, _ = sample_video
@@ -122,15 +133,18 @@ def test_bad_input_is_one_line_and_exit_2(case: str, sample_video, tmp_path: Pat
         damage_packets(source, path, every=3)
     elif case == "too_short":
         path, extra = source, ["--min", "50", "--max", "60"]  # the sample is 40 s long
-    else:
+    elif case == "bad_aspect":
         path, extra = source, ["--aspect", "4:3"]
-    out = tmp_path / "out"
+    else:
+        path = source
+        (tmp_path / "taken").write_text("not a folder")
+    out = tmp_path / ("taken" if case == "out_is_a_file" else "out")
     result = _run(["clip", str(path), "--out", str(out), *extra], tmp_path, **env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines and lines[-1].startswith("opusclip: ")
     assert "Traceback" not in result.stderr
-    assert not out.exists(), "no output may be left behind for a failed run"
+    assert case == "out_is_a_file" or not out.exists(), "no output may be left behind for a failed run"
     assert not list(tmp_path.glob(".out.partial-*"))
 
 
