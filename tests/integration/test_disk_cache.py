@@ -18,3 +18,12 @@ async def test_expired_values_miss(tmp_path: Path) -> None:
     await cache.set("k", b"v", ttl_seconds=-1)
     assert await cache.get("k") is None
     cache.close()
+
+
+async def test_an_unusable_folder_is_a_cache_that_always_misses(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    cache = DiskCache(blocked / "cache", default_ttl=60)
+    await cache.set("k", b"v")
+    assert await cache.get("k") is None
+    cache.close()
