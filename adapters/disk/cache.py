@@ -27,7 +27,7 @@ class DiskCache:
             return None
         try:
             value = await asyncio.to_thread(self._cache.get, key)
-        except Exception as error:
+        except Exception as error:  # a cache failure is a miss, never a failed job
             log.warning("cache.get_failed", key=key, error=str(error))
             return None
         return value if isinstance(value, bytes) else None
@@ -37,7 +37,7 @@ class DiskCache:
             return
         try:
             await asyncio.to_thread(self._cache.set, key, value, ttl_seconds or self._ttl)
-        except Exception as error:
+        except Exception as error:  # see get
             log.warning("cache.set_failed", key=key, error=str(error))
 
     def close(self) -> None:
