@@ -63,7 +63,7 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
         return _error(error.message, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         return _error("interrupted; no output written", 130)
-    except Exception as error:
+    except Exception as error:  # a bug: one line, not a traceback; --verbose logs it
         return _error(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -52,7 +52,7 @@ def migrate(config: AppConfig) -> int:
 
     try:
         upgrade(config.database_url)
-    except Exception as error:
+    except Exception as error:  # any failure is one line for the operator, who fixes it and retries
         print(f"opusclip: migration failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print("opusclip: database is at the latest migration", file=sys.stderr)
