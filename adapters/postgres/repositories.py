@@ -1,4 +1,4 @@
-"""Repositories over one AsyncSession: rows <-> domain entities, mapped by hand. They never commit.
+"""Repositories over one AsyncSession: rows <-> domain entities (see mapping.py). They never commit.
 
 Inserts use ``ON CONFLICT DO NOTHING`` and report a clash as ``Conflict``: a unique violation would abort
 the whole transaction, while this leaves the unit of work usable for the caller's next step. A reference
