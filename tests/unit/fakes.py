@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import attrs
@@ -100,3 +101,21 @@ class FakeStore:
 
     def clip_dir(self, job_id: str) -> Path:
         return self.root / job_id
+
+
+@attrs.define
+class FakeProbe:
+    """A DependencyProbe that passes, fails with ``failure``, or hangs; counts its checks."""
+
+    name: str
+    required: bool
+    failure: Exception | None = None
+    hang: bool = False
+    calls: int = 0
+
+    async def check(self) -> None:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.failure is not None:
+            raise self.failure

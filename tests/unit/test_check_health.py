@@ -2,26 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
-import attrs
 from lagom import Container
 
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor, HealthReport
-
-
-@attrs.define
-class FakeProbe:
-    name: str
-    required: bool
-    failure: Exception | None = None
-    hang: bool = False
-    calls: int = 0
-
-    async def check(self) -> None:
-        self.calls += 1
-        if self.hang:
-            await asyncio.Event().wait()
-        if self.failure is not None:
-            raise self.failure
+from tests.unit.fakes import FakeProbe
 
 
 def check_of(*probes: FakeProbe, timeout: float = 1.0) -> CheckHealth:

@@ -5,7 +5,8 @@ import time
 from starlette.testclient import TestClient
 
 from entrypoints.http.app import create_app
-from tests.unit.test_http_support import FakeProbe, ResourceLog, make_container
+from tests.unit.fakes import FakeProbe
+from tests.unit.test_http_support import ResourceLog, make_container
 
 
 def test_liveness_answers_without_starting_anything() -> None:

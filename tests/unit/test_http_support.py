@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import attrs
 from lagom import Container
 
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor
 from application.config import AppConfig
 from entrypoints.lifecycle import Lifecycle
-
-
-@attrs.define
-class FakeProbe:
-    name: str
-    required: bool
-    failure: Exception | None = None
-    hang: bool = False
-
-    async def check(self) -> None:
-        if self.hang:
-            await asyncio.Event().wait()
-        if self.failure is not None:
-            raise self.failure
+from tests.unit.fakes import FakeProbe
 
 
 @attrs.define
