@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from adapters.media.audio_pass import AudioStats, audio_pass
-from adapters.media.decoding import PacketDecoder, main_video
+from adapters.media.decoding import PacketDecoder, main_video, seek_before
 from adapters.media.probe import MediaLimits, probe
 from adapters.media.shots import ContentScorer, ShotFrame, pick_cuts
 from adapters.speech.vad import SileroVad
@@ -115,7 +115,7 @@ class PyAVMediaAnalyzer:
             # Deblocking is invisible at analysis size and costs 15–20% of decoding.
             ctx.options = {"skip_loop_filter": "all"}
             if start > 0:
-                container.seek(int((start + origin) * av.time_base))
+                seek_before(container, stream, start + origin)
             time_base = float(stream.time_base or 0) or 1 / av.time_base
             prev: tuple[np.ndarray, ShotFrame] | None = None
             decoder = PacketDecoder(path.name)
