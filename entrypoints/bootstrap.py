@@ -66,7 +66,7 @@ def build_container(config: AppConfig) -> Container:
     )
     redis = lifecycle.add("redis", lambda: create_redis_client(config.redis_url), lambda r: r.aclose())
     lifecycle.add("http", lambda: httpx.AsyncClient(timeout=config.request_timeout), lambda c: c.aclose())
-    _add_models(container, lifecycle, config)
+    _add_engines(container, lifecycle, config)
 
     container[UnitOfWorkFactory] = Singleton(
         lambda: PostgresUnitOfWorkFactory(async_sessionmaker(engine.get(), expire_on_commit=False))
@@ -88,7 +88,7 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     """The CLI: the same use cases with in-memory storage, a disk cache, rendering under ``media_root``."""
     container = _base(config, media_root)
     lifecycle = container[Lifecycle]
-    _add_models(container, lifecycle, config)
+    _add_engines(container, lifecycle, config)
     container[UnitOfWorkFactory] = MemoryUnitOfWorkFactory()
     if config.cache_enabled:
         # On disk, so a second run on the same file (say, another aspect) skips decoding and recognition.
@@ -115,7 +115,8 @@ def _base(config: AppConfig, media_root: Path | None = None) -> Container:
     return container
 
 
-def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+def _add_engines(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+    """The speech recogniser's process pool and the torch models: both lifecycle resources."""
     # The recogniser owns a pool of worker processes: the lifecycle closes it with everything else.
     speech = lifecycle.add(
         "speech", lambda: PocketSphinxTranscriber(workers=config.max_workers), lambda t: t.close()
