@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
+
+from domain.errors import IllegalTransition, LeaseHeld, LeaseLost
 
 
 def new_id() -> str:
@@ -46,6 +48,15 @@ class Video:
 
 @attrs.define
 class Job:
+    """A request for clips and its life: queued → running → succeeded | failed | cancelled.
+
+    A running job is held by one attempt at a time, named by ``lease_token``; the attempt keeps its lease
+    alive while it works. Running goes back to queued when the attempt asks for a retry, hands the job back
+    on shutdown, or loses its lease (its worker died or stalled). State changes only through the methods
+    below, which refuse moves the current state does not allow; storage then writes the change only while
+    the attempt still holds the token it started with (fencing), so a late attempt changes nothing.
+    """
+
     id: str
     owner: str
     source: str
@@ -62,6 +73,106 @@ class Job:
     lease_expires_at: datetime | None = None
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+    # What the submitter called the source (an upload's file name): shown, never used as a path.
+    source_name: str | None = None
+    # Fingerprint of the request behind ``idempotency_key``: the same key with another body is a conflict.
+    request_fingerprint: str | None = None
+    queue_ref: str | None = None
+    cancel_requested: bool = False
+    lease_owner: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Timings, cache hits and the model version of the attempt that finished the job.
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+    def claim(self, token: str, owner: str, now: datetime, lease: timedelta) -> None:
+        """Start an attempt: a queued job, or a running one whose lease ran out (its worker is gone)."""
+        if self.status is JobStatus.RUNNING and not self.lease_expired(now):
+            assert self.lease_expires_at is not None  # an unexpired lease has an end
+            left = (self.lease_expires_at - now).total_seconds()
+            raise LeaseHeld(f"job {self.id} is running under another attempt's lease", left)
+        if self.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            raise IllegalTransition(f"job {self.id} is {self.status.value}: it does not run again")
+        self.status, self.stage, self.progress = JobStatus.RUNNING, "starting", 0.0
+        self.attempts += 1
+        self.lease_token, self.lease_owner = token, owner
+        self.lease_expires_at = now + lease
+        self.started_at = self.started_at or now
+        self.updated_at = now
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.lease_expires_at is None or self.lease_expires_at <= now
+
+    def report(self, token: str, stage: str, progress: float, now: datetime, lease: timedelta) -> None:
+        """Record progress; it also renews the attempt's lease."""
+        self._require_holder(token)
+        self.stage, self.progress = stage, min(1.0, max(0.0, progress))
+        self.lease_expires_at = now + lease
+        self.updated_at = now
+
+    def succeed(self, token: str, video_id: str, details: dict[str, Any], now: datetime) -> None:
+        self._require_holder(token)
+        self._finish(JobStatus.SUCCEEDED, now)
+        self.stage, self.progress, self.video_id, self.details = "done", 1.0, video_id, details
+        self.error_code = self.error = None
+
+    def fail(self, token: str, code: str, message: str, now: datetime) -> None:
+        self._require_holder(token)
+        self._finish(JobStatus.FAILED, now)
+        self.error_code, self.error = code, message
+
+    def retry(self, token: str, code: str, message: str, now: datetime) -> None:
+        """Back to the queue after a failure another attempt may not repeat; the error stays visible."""
+        self._require_holder(token)
+        self._requeue(now)
+        self.error_code, self.error = code, message
+
+    def release(self, token: str, now: datetime) -> None:
+        """Hand the job back unfinished (its worker is shutting down); the attempt does not count."""
+        self._require_holder(token)
+        self._requeue(now)
+        self.attempts = max(0, self.attempts - 1)
+
+    def recover(self, now: datetime) -> None:
+        """A running job whose lease ran out goes back to the queue (or ends, if it was being cancelled)."""
+        if self.status is not JobStatus.RUNNING or not self.lease_expired(now):
+            raise IllegalTransition(f"job {self.id} is not a running job with an expired lease")
+        if self.cancel_requested:
+            self._finish(JobStatus.CANCELLED, now)
+        else:
+            self._requeue(now)
+
+    def cancel(self, now: datetime) -> bool:
+        """A queued job ends now (True); a running one stops at its next stage boundary (False)."""
+        if self.status is JobStatus.QUEUED:
+            self._finish(JobStatus.CANCELLED, now)
+            return True
+        if self.status is JobStatus.RUNNING:
+            self.cancel_requested, self.updated_at = True, now
+            return False
+        raise IllegalTransition(f"job {self.id} is {self.status.value}: there is nothing to cancel")
+
+    def acknowledge_cancel(self, token: str, now: datetime) -> None:
+        self._require_holder(token)
+        if not self.cancel_requested:
+            raise IllegalTransition(f"job {self.id} was not asked to stop")
+        self._finish(JobStatus.CANCELLED, now)
+
+    def _require_holder(self, token: str) -> None:
+        if self.status is not JobStatus.RUNNING:
+            raise IllegalTransition(f"job {self.id} is {self.status.value}, not running")
+        if self.lease_token != token:
+            raise LeaseLost(f"job {self.id} is held by another attempt")
+
+    def _requeue(self, now: datetime) -> None:
+        self.status, self.stage, self.progress = JobStatus.QUEUED, "queued", 0.0
+        self.lease_token = self.lease_owner = self.lease_expires_at = None
+        self.updated_at = now
+
+    def _finish(self, status: JobStatus, now: datetime) -> None:
+        self.status, self.stage = status, status.value
+        self.lease_token = self.lease_owner = self.lease_expires_at = None
+        self.finished_at = self.updated_at = now
 
 
 @attrs.define

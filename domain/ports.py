@@ -7,6 +7,7 @@ cache ports are async (network I/O on the event loop).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -14,7 +15,8 @@ from typing import Protocol, Self
 import attrs
 import numpy as np
 
-from domain.jobs import Feedback, Job, ModelVersion, StoredClip, TrainingRun, Video
+from domain.auth import Principal, RateDecision, RouteClass, Scope
+from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video
 from domain.media import Analysis, Clip, ClipOptions, MediaInfo, RenderedClip, Transcript
 
 # (fraction done in [0, 1]) -> None; a stage reports through its own callback.
@@ -30,12 +32,15 @@ class FetchedMedia:
     path: Path
     sha256: str
     size_bytes: int
+    # True for a download the fetcher made: the job deletes it when done. Never true for a user's own file.
+    temporary: bool = False
 
 
 class MediaFetcher(Protocol):
-    """Turns a source (a local path, an upload, a URL) into a local file and its sha256."""
+    """Turns a job's source (a local path for the CLI; an upload id or an http(s) URL for the service) into a
+    local file and its sha256. Refuses sources it does not serve with ``SourceRejected``."""
 
-    def fetch(self, source: str) -> FetchedMedia: ...
+    async def fetch(self, source: str) -> FetchedMedia: ...
 
 
 class MediaAnalyzer(Protocol):
@@ -103,11 +108,42 @@ class VideoRepository(Protocol):
     async def by_sha256(self, sha256: str) -> Video | None: ...
 
 
+@attrs.frozen
+class JobPage:
+    jobs: tuple[Job, ...]
+    next_cursor: str | None  # opaque; None on the last page
+
+
+@attrs.frozen
+class JobCounts:
+    by_status: dict[JobStatus, int]
+    oldest_queued_seconds: float  # 0 when nothing waits
+
+
 class JobRepository(Protocol):
     async def add(self, job: Job) -> None: ...
-    async def get(self, job_id: str) -> Job | None: ...
+    async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        """``for_update`` locks the row until the unit of work ends (claims and cancellations)."""
+        ...
+
     async def update(self, job: Job) -> None: ...
-    async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]: ...
+
+    async def update_fenced(self, job: Job, token: str) -> bool:
+        """Write ``job`` only if the stored row is still held by ``token``; False (0 rows) otherwise."""
+        ...
+
+    async def by_idempotency_key(self, owner: str, key: str) -> Job | None: ...
+
+    async def page_for_owner(self, owner: str, limit: int, cursor: str | None = None) -> JobPage:
+        """Newest first; ``cursor`` is a previous page's ``next_cursor`` (InvalidInput if malformed)."""
+        ...
+
+    async def needing_recovery(self, now: datetime, queued_before: datetime, limit: int) -> Sequence[Job]:
+        """Running jobs whose lease ran out, and jobs queued before ``queued_before`` (their queue entry may
+        be gone); the sweeper checks each against the queue."""
+        ...
+
+    async def counts(self, now: datetime) -> JobCounts: ...
 
 
 class ClipRepository(Protocol):
@@ -118,6 +154,11 @@ class ClipRepository(Protocol):
 
 class FeedbackRepository(Protocol):
     async def add(self, feedback: Feedback) -> None: ...
+
+    async def upsert(self, feedback: Feedback) -> Feedback:
+        """One rating per rater and clip: a second one replaces the first (the stored row is returned)."""
+        ...
+
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]: ...
 
 
@@ -135,6 +176,27 @@ class TrainingRunRepository(Protocol):
     async def update(self, run: TrainingRun) -> None: ...
 
 
+class JobQueue(Protocol):
+    """The work queue, inside a unit of work: an entry is committed (or rolled back) with the job row, so
+    there is never a job without work or work without a job."""
+
+    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
+        """Queue work for ``job_id``; returns the entry's reference (kept on the job)."""
+        ...
+
+    async def cancel(self, ref: str) -> None:
+        """Drop a waiting entry (a running one is stopped through the job row)."""
+        ...
+
+    async def live(self, refs: Sequence[str]) -> set[str]:
+        """Which of ``refs`` are still waiting or being worked on."""
+        ...
+
+    async def depth(self) -> int:
+        """Entries waiting for a worker."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: ``async with uow:`` rolls back unless ``await uow.commit()`` was called."""
 
@@ -144,6 +206,11 @@ class UnitOfWork(Protocol):
     feedback: FeedbackRepository
     models: ModelVersionRepository
     training_runs: TrainingRunRepository
+    queue: JobQueue
+
+    async def now(self) -> datetime:
+        """The store's clock: leases are compared on one clock, whichever machine a worker runs on."""
+        ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -170,6 +237,25 @@ class DependencyProbe(Protocol):
     required: bool
 
     async def check(self) -> None: ...
+
+
+class TokenAuthority(Protocol):
+    """Issues and verifies bearer tokens."""
+
+    def issue(self, subject: str, scopes: frozenset[Scope], ttl_seconds: int | None = None) -> str: ...
+
+    def verify(self, token: str) -> Principal:
+        """The token's principal; ``Unauthenticated`` for anything that does not verify."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Moving-window request budgets per user and route class."""
+
+    async def hit(self, subject: str, route_class: RouteClass) -> RateDecision:
+        """Counts one request. Raises ``DependencyUnavailable`` when the decision cannot be made in time
+        (the caller chooses whether that admits or refuses the request)."""
+        ...
 
 
 class Trainer(Protocol):
