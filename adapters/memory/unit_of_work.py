@@ -10,16 +10,21 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
 from domain.errors import Conflict, NotFound
-from domain.jobs import Feedback, Job, ModelVersion, StoredClip, TrainingRun, Video
+from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video, utcnow
+from domain.paging import decode_cursor, encode_cursor
 from domain.ports import (
     ClipRepository,
     FeedbackRepository,
+    JobCounts,
+    JobPage,
+    JobQueue,
     JobRepository,
     ModelVersionRepository,
     TrainingRunRepository,
@@ -39,6 +44,7 @@ class MemoryStore:
     feedback: dict[str, Feedback] = attrs.field(factory=dict)
     models: dict[str, ModelVersion] = attrs.field(factory=dict)
     training_runs: dict[str, TrainingRun] = attrs.field(factory=dict)
+    queue: dict[str, QueueEntry] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -110,7 +116,7 @@ class MemoryJobRepository:
             raise Conflict(f"job with idempotency key {job.idempotency_key!r} already exists")
         _new(self._table, job.id, job, "job")
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         return self._table.get(job_id)
 
     async def update(self, job: Job) -> None:
@@ -119,9 +125,45 @@ class MemoryJobRepository:
         _exists(self._videos, job.video_id, "video")
         self._table.put(job.id, job)
 
-    async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]:
-        newest_first = self._table.select(lambda j: j.owner == owner, lambda j: (j.created_at, j.id))[::-1]
-        return list(itertools.islice(newest_first, offset, offset + limit))
+    async def update_fenced(self, job: Job, token: str) -> bool:
+        stored = self._table.get(job.id)
+        if stored is None or stored.lease_token != token:
+            return False
+        await self.update(job)
+        return True
+
+    async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
+        found = self._table.select(lambda j: (j.owner, j.idempotency_key) == (owner, key), lambda j: j.id)
+        return found[0] if found else None
+
+    async def page_for_owner(self, owner: str, limit: int, cursor: str | None = None) -> JobPage:
+        after = decode_cursor(cursor) if cursor else None
+        newest_first = self._table.select(
+            lambda j: j.owner == owner and (after is None or (j.created_at, j.id) < after),
+            lambda j: (j.created_at, j.id),
+        )[::-1]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        last = page[-1] if page else None
+        return JobPage(tuple(page), encode_cursor(last.created_at, last.id) if more and last else None)
+
+    async def needing_recovery(self, now: datetime, queued_before: datetime, limit: int) -> Sequence[Job]:
+        def stale(job: Job) -> bool:
+            if job.status is JobStatus.RUNNING:
+                return job.lease_expired(now)
+            return job.status is JobStatus.QUEUED and job.updated_at < queued_before
+
+        return self._table.select(stale, lambda j: (j.updated_at, j.id))[:limit]
+
+    async def counts(self, now: datetime) -> JobCounts:
+        by_status = dict.fromkeys(JobStatus, 0)
+        oldest: datetime | None = None
+        for job in self._table.rows():
+            by_status[job.status] += 1
+            if job.status is JobStatus.QUEUED and (oldest is None or job.created_at < oldest):
+                oldest = job.created_at
+        age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        return JobCounts(by_status, age)
 
 
 class MemoryClipRepository:
@@ -150,10 +192,55 @@ class MemoryFeedbackRepository:
 
     async def add(self, feedback: Feedback) -> None:
         _exists(self._clips, feedback.clip_id, "clip")
+        if any((f.clip_id, f.user) == (feedback.clip_id, feedback.user) for f in self._table.rows()):
+            raise Conflict(f"{feedback.user} already rated clip {feedback.clip_id}")
         _new(self._table, feedback.id, feedback, "feedback")
+
+    async def upsert(self, feedback: Feedback) -> Feedback:
+        _exists(self._clips, feedback.clip_id, "clip")
+        previous = next(
+            (f for f in self._table.rows() if (f.clip_id, f.user) == (feedback.clip_id, feedback.user)), None
+        )
+        stored = feedback if previous is None else attrs.evolve(feedback, id=previous.id)
+        self._table.put(stored.id, stored)
+        return copy.deepcopy(stored)
 
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
         return self._table.select(lambda f: f.clip_id == clip_id, lambda f: (f.created_at, f.id))
+
+
+@attrs.define
+class QueueEntry:
+    job_id: str
+    not_before: datetime
+    done: bool = False
+
+
+class MemoryJobQueue:
+    """The CLI runs the job it submits in-process; entries are kept so tests can see what was queued."""
+
+    def __init__(self, table: _Table[QueueEntry]) -> None:
+        self._table = table
+
+    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
+        ref = str(next(_QUEUE_REFS))
+        self._table.put(ref, QueueEntry(job_id, utcnow() + timedelta(seconds=delay_seconds)))
+        return ref
+
+    async def cancel(self, ref: str) -> None:
+        entry = self._table.get(ref)
+        if entry is not None and not entry.done:
+            entry.done = True
+            self._table.put(ref, entry)
+
+    async def live(self, refs: Sequence[str]) -> set[str]:
+        return {ref for ref in refs if (entry := self._table.get(ref)) is not None and not entry.done}
+
+    async def depth(self) -> int:
+        return sum(1 for entry in self._table.rows() if not entry.done)
+
+
+_QUEUE_REFS = itertools.count(1)
 
 
 class MemoryModelVersionRepository:
@@ -217,6 +304,7 @@ class MemoryUnitOfWork:
     feedback: FeedbackRepository = attrs.field(init=False)
     models: ModelVersionRepository = attrs.field(init=False)
     training_runs: TrainingRunRepository = attrs.field(init=False)
+    queue: JobQueue = attrs.field(init=False)
     _tables: tuple[_Table[Any], ...] = attrs.field(init=False, factory=tuple)
 
     def __attrs_post_init__(self) -> None:
@@ -227,13 +315,18 @@ class MemoryUnitOfWork:
         videos, jobs = _Table(store.videos), _Table(store.jobs)
         clips, feedback = _Table(store.clips), _Table(store.feedback)
         models, runs = _Table(store.models), _Table(store.training_runs)
+        queue: _Table[QueueEntry] = _Table(store.queue)
         self.videos = MemoryVideoRepository(videos)
         self.jobs = MemoryJobRepository(jobs, videos)
         self.clips = MemoryClipRepository(clips, jobs, videos)
         self.feedback = MemoryFeedbackRepository(feedback, clips)
         self.models = MemoryModelVersionRepository(models)
         self.training_runs = MemoryTrainingRunRepository(runs)
-        self._tables = (videos, jobs, clips, feedback, models, runs)
+        self.queue = MemoryJobQueue(queue)
+        self._tables = (videos, jobs, clips, feedback, models, runs, queue)
+
+    async def now(self) -> datetime:
+        return utcnow()
 
     async def __aenter__(self) -> Self:
         self.committed = False

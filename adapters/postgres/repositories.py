@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.postgres import mapping
 from adapters.postgres.tables import clips, feedback, jobs, model_versions, training_runs, videos
 from domain.errors import Conflict, NotFound
-from domain.jobs import Feedback, Job, ModelVersion, StoredClip, TrainingRun, Video
+from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video
+from domain.paging import decode_cursor, encode_cursor
+from domain.ports import JobCounts, JobPage
 
 # Any constant: serialises model activations so two promotions cannot both pass the one-active check.
 _ACTIVATION_LOCK_ID = 0x0F05AC71
@@ -86,22 +89,66 @@ class PostgresJobRepository:
     async def add(self, job: Job) -> None:
         await _insert(self._session, jobs, mapping.JOBS.values(job), f"job {job.id}")
 
-    async def get(self, job_id: str) -> Job | None:
-        row = await _one(self._session, sa.select(jobs).where(jobs.c.id == job_id))
+    async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        query = sa.select(jobs).where(jobs.c.id == job_id)
+        row = await _one(self._session, query.with_for_update() if for_update else query)
         return None if row is None else mapping.JOBS.entity_of(row)
 
     async def update(self, job: Job) -> None:
         await _update(self._session, jobs, mapping.JOBS.values(job), "job")
 
-    async def list_for_owner(self, owner: str, limit: int = 50, offset: int = 0) -> Sequence[Job]:
+    async def update_fenced(self, job: Job, token: str) -> bool:
+        # The fence: the row changes only while it still carries the token this attempt was given.
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.id == job.id, jobs.c.lease_token == token)
+            .values(**mapping.JOBS.values(job))
+            .returning(jobs.c.id)
+        )
+        with _references(f"job {job.id}"):
+            return (await self._session.execute(statement)).first() is not None
+
+    async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
+        query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+        row = await _one(self._session, query)
+        return None if row is None else mapping.JOBS.entity_of(row)
+
+    async def page_for_owner(self, owner: str, limit: int, cursor: str | None = None) -> JobPage:
+        query = sa.select(jobs).where(jobs.c.owner == owner)
+        if cursor:
+            created_at, job_id = decode_cursor(cursor)
+            query = query.where(sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(created_at, job_id))
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        found = [mapping.JOBS.entity_of(row) for row in await _all(self._session, query)]
+        page, more = found[:limit], len(found) > limit
+        last = page[-1] if page else None
+        return JobPage(tuple(page), encode_cursor(last.created_at, last.id) if more and last else None)
+
+    async def needing_recovery(self, now: datetime, queued_before: datetime, limit: int) -> Sequence[Job]:
+        running = sa.and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at <= now)
+        waiting = sa.and_(jobs.c.status == JobStatus.QUEUED.value, jobs.c.updated_at < queued_before)
         query = (
             sa.select(jobs)
-            .where(jobs.c.owner == owner)
-            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .where(sa.or_(running, waiting))
+            .order_by(jobs.c.updated_at, jobs.c.id)
             .limit(limit)
-            .offset(offset)
+            # Another sweeper's rows are skipped rather than waited for.
+            .with_for_update(skip_locked=True)
         )
         return [mapping.JOBS.entity_of(row) for row in await _all(self._session, query)]
+
+    async def counts(self, now: datetime) -> JobCounts:
+        statement = sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
+        by_status = dict.fromkeys(JobStatus, 0)
+        for row in await _all(self._session, statement):
+            by_status[JobStatus(row.status)] = int(row.n)
+        oldest = (
+            await self._session.execute(
+                sa.select(sa.func.min(jobs.c.created_at)).where(jobs.c.status == JobStatus.QUEUED.value)
+            )
+        ).scalar_one_or_none()
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        return JobCounts(by_status, age)
 
 
 class PostgresClipRepository:
@@ -128,6 +175,21 @@ class PostgresFeedbackRepository:
 
     async def add(self, item: Feedback) -> None:
         await _insert(self._session, feedback, mapping.FEEDBACK.values(item), f"feedback {item.id}")
+
+    async def upsert(self, item: Feedback) -> Feedback:
+        values = mapping.FEEDBACK.values(item)
+        statement = (
+            upsert(feedback)
+            .values(**values)
+            .on_conflict_do_update(
+                constraint="uq_feedback_clip_id_rater",
+                set_={"rating": values["rating"], "created_at": values["created_at"]},
+            )
+            .returning(*feedback.c)
+        )
+        with _references(f"feedback on clip {item.clip_id}"):
+            row = (await self._session.execute(statement)).one()
+        return mapping.FEEDBACK.entity_of(row)
 
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
         query = (

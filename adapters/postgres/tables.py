@@ -20,6 +20,12 @@ metadata = sa.MetaData(
 )
 
 
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Alembic's filter: procrastinate's tables come from its own schema script (migration 0002), not from
+    this metadata, so comparisons leave them out."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
@@ -64,6 +70,15 @@ jobs = sa.Table(
     sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+    sa.Column("source_name", sa.Text),
+    sa.Column("request_fingerprint", sa.Text),
+    # The procrastinate job carrying this job's work (procrastinate_jobs.id, as text).
+    sa.Column("queue_ref", sa.Text),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("lease_owner", sa.Text),
+    _timestamp("started_at", nullable=True),
+    _timestamp("finished_at", nullable=True),
+    _json("details"),
     # Serves the queue's "oldest queued job, FOR UPDATE SKIP LOCKED" claim.
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_owner_created_at", "owner", "created_at"),
@@ -101,7 +116,8 @@ feedback = sa.Table(
     sa.Column("rater", sa.Text, nullable=False),
     sa.Column("rating", sa.SmallInteger, nullable=False),
     _timestamp("created_at"),
-    sa.Index("ix_feedback_clip_id", "clip_id"),
+    # One rating per rater and clip: rating again replaces it. Leading clip_id serves "feedback of a clip".
+    sa.UniqueConstraint("clip_id", "rater", name="uq_feedback_clip_id_rater"),
     # Training reads feedback in time windows.
     sa.Index("ix_feedback_created_at", "created_at"),
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 import attrs
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.postgres.repositories import (
@@ -16,9 +18,11 @@ from adapters.postgres.repositories import (
     PostgresTrainingRunRepository,
     PostgresVideoRepository,
 )
+from adapters.queue.procrastinate_queue import ProcrastinateJobQueue
 from domain.ports import (
     ClipRepository,
     FeedbackRepository,
+    JobQueue,
     JobRepository,
     ModelVersionRepository,
     TrainingRunRepository,
@@ -37,6 +41,7 @@ class PostgresUnitOfWork:
     feedback: FeedbackRepository = attrs.field(init=False)
     models: ModelVersionRepository = attrs.field(init=False)
     training_runs: TrainingRunRepository = attrs.field(init=False)
+    queue: JobQueue = attrs.field(init=False)
     _session: AsyncSession | None = attrs.field(init=False, default=None)
 
     async def __aenter__(self) -> Self:
@@ -49,6 +54,7 @@ class PostgresUnitOfWork:
         self.feedback = PostgresFeedbackRepository(session)
         self.models = PostgresModelVersionRepository(session)
         self.training_runs = PostgresTrainingRunRepository(session)
+        self.queue = ProcrastinateJobQueue(session)
         return self
 
     async def __aexit__(
@@ -65,6 +71,11 @@ class PostgresUnitOfWork:
             await session.rollback()
         finally:
             await session.close()
+
+    async def now(self) -> datetime:
+        # clock_timestamp(), not now(): the latter is frozen at the transaction's start.
+        stamp: datetime = (await self._open().execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+        return stamp
 
     async def commit(self) -> None:
         await self._open().commit()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.postgres.engine import asyncpg_url
-from adapters.postgres.tables import metadata
+from adapters.postgres.tables import include_name, metadata
 
 # Any constant shared by every replica: concurrent `opusclip migrate` runs queue up instead of racing.
 _MIGRATION_LOCK_ID = 0x0F05C11F
@@ -26,7 +26,9 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=metadata, compare_type=True, include_name=include_name
+    )
     with context.begin_transaction():
         # Transaction-scoped, so it is released by the commit even if this process dies half-way.
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})

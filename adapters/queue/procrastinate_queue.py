@@ -1,0 +1,73 @@
+"""The JobQueue port on procrastinate, written through the unit of work's own session.
+
+procrastinate defers a job by calling its versioned SQL function ``procrastinate_defer_jobs_v1``; calling
+that function here, on the session that also writes the job row, puts both in one transaction: a job row
+is never committed without its queue entry, nor an entry without its row. The worker side
+(entrypoints/worker.py) runs procrastinate's own worker over the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# The names procrastinate knows our work by; the worker registers its tasks under the same ones.
+JOBS_QUEUE = "opusclip-jobs"
+PROCESS_TASK = "opusclip.process_job"
+MAINTENANCE_QUEUE = "opusclip-maintenance"
+
+_DEFER = sa.text(
+    """
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
+        CAST(:queue AS varchar), CAST(:task AS varchar), CAST(0 AS integer),
+        CAST(:lock AS text), CAST(:queueing_lock AS text), CAST(:args AS jsonb),
+        CASE WHEN CAST(:delay AS double precision) > 0
+             THEN now() + make_interval(secs => CAST(:delay AS double precision)) END
+    )::procrastinate_job_to_defer_v1])) AS id
+    """
+)
+# abort=false: a running job is stopped through the job row, at a stage boundary; delete=true: a waiting
+# entry simply goes away.
+_CANCEL = sa.text("SELECT procrastinate_cancel_job_v1(CAST(:id AS bigint), false, true)")
+_LIVE = sa.text(
+    "SELECT id FROM procrastinate_jobs WHERE id = ANY(CAST(:ids AS bigint[])) AND status IN ('todo', 'doing')"
+)
+_DEPTH = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND status = 'todo'")
+
+
+class ProcrastinateJobQueue:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
+        # lock: two entries for one job never run at once; queueing_lock: at most one waits.
+        row = (
+            await self._session.execute(
+                _DEFER,
+                {
+                    "queue": JOBS_QUEUE,
+                    "task": PROCESS_TASK,
+                    "lock": f"job:{job_id}",
+                    "queueing_lock": f"job:{job_id}",
+                    "args": json.dumps({"job_id": job_id}),
+                    "delay": float(delay_seconds),
+                },
+            )
+        ).one()
+        return str(row.id)
+
+    async def cancel(self, ref: str) -> None:
+        await self._session.execute(_CANCEL, {"id": int(ref)})
+
+    async def live(self, refs: Sequence[str]) -> set[str]:
+        ids = [int(ref) for ref in refs if ref.isdigit()]
+        if not ids:
+            return set()
+        rows = (await self._session.execute(_LIVE, {"ids": ids})).all()
+        return {str(row.id) for row in rows}
+
+    async def depth(self) -> int:
+        return int((await self._session.execute(_DEPTH, {"queue": JOBS_QUEUE})).scalar_one())
