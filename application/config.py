@@ -5,7 +5,9 @@ A bad value stops start-up with one line naming the variable and what it accepts
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,24 @@ def _path() -> tuple[Callable[[str], Any], str]:
     return parse, "a filesystem path"
 
 
+def _rate() -> tuple[Callable[[str], Any], str]:
+    pattern = re.compile(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*", re.I)
+
+    def parse(raw: str) -> str:
+        if not pattern.fullmatch(raw):
+            raise ValueError(raw)
+        return raw.strip()
+
+    return parse, "a rate such as 10/minute or 1000 per hour"
+
+
+def _networks() -> tuple[Callable[[str], Any], str]:
+    def parse(raw: str) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_network(part.strip())) for part in raw.split(",") if part.strip())
+
+    return parse, "comma-separated networks (CIDR), such as 127.0.0.1/32,10.0.0.0/8"
+
+
 def _setting(env: str, default: Any, kind: tuple[Callable[[str], Any], str]) -> Any:
     parse, accepted = kind
     return attrs.field(default=default, metadata={"env": env, "parse": parse, "accepted": accepted})
@@ -132,13 +152,30 @@ class AppConfig:
     max_video_seconds: float = _setting("MAX_VIDEO_SECONDS", 4 * 3600.0, _float(1.0))
     max_video_pixels: int = _setting("MAX_VIDEO_PIXELS", 3840 * 2160, _int(1))
     jwt_secret: str = _setting("JWT_SECRET", "", _text(nonempty=False))
-    jwt_algorithm: str = _setting("JWT_ALGORITHM", "HS256", _choice("HS256", "HS384", "HS512"))
+    jwt_algorithm: str = _setting("JWT_ALGORITHM", "HS256", _choice("HS256", "HS384", "HS512", "RS256"))
+    jwt_public_key_file: Path | None = _setting("JWT_PUBLIC_KEY_FILE", None, _path())
+    jwt_private_key_file: Path | None = _setting("JWT_PRIVATE_KEY_FILE", None, _path())
     jwt_issuer: str = _setting("JWT_ISSUER", "video-opusclip", _text())
     jwt_audience: str = _setting("JWT_AUDIENCE", "video-opusclip", _text())
     jwt_ttl_seconds: int = _setting("JWT_TTL_SECONDS", 3600, _int(1))
+    jwt_leeway_seconds: int = _setting("JWT_LEEWAY_SECONDS", 30, _int(0, 600))
     rate_limit_enabled: bool = _setting("RATE_LIMIT_ENABLED", True, _bool())
-    rate_limit_default: str = _setting("RATE_LIMIT_DEFAULT", "120/minute", _text())
-    rate_limit_submit: str = _setting("RATE_LIMIT_SUBMIT", "10/minute", _text())
+    rate_limit_default: str = _setting("RATE_LIMIT_DEFAULT", "120/minute", _rate())
+    rate_limit_submit: str = _setting("RATE_LIMIT_SUBMIT", "10/minute", _rate())
+    fetch_timeout_seconds: float = _setting("FETCH_TIMEOUT_SECONDS", 600.0, _float(1.0))
+    fetch_allowed_networks: tuple[str, ...] = _setting("FETCH_ALLOWED_NETWORKS", (), _networks())
+    worker_concurrency: int = _setting("WORKER_CONCURRENCY", 1, _int(1, 64))
+    job_max_attempts: int = _setting("JOB_MAX_ATTEMPTS", 3, _int(1, 100))
+    job_retry_base_seconds: float = _setting("JOB_RETRY_BASE_SECONDS", 10.0, _float(0.0))
+    job_retry_max_seconds: float = _setting("JOB_RETRY_MAX_SECONDS", 600.0, _float(0.0))
+    job_lease_seconds: float = _setting("JOB_LEASE_SECONDS", 60.0, _float(1.0))
+    worker_heartbeat_seconds: float = _setting("WORKER_HEARTBEAT_SECONDS", 10.0, _float(0.5))
+    worker_stalled_seconds: float = _setting("WORKER_STALLED_SECONDS", 60.0, _float(1.0))
+    worker_sweep_seconds: int = _setting("WORKER_SWEEP_SECONDS", 10, _int(1, 59))
+    worker_shutdown_grace_seconds: float = _setting("WORKER_SHUTDOWN_GRACE_SECONDS", 60.0, _float(0.0))
+    media_memory_limit_bytes: int = _setting("MEDIA_MEMORY_LIMIT_BYTES", 6 * 1024**3, _int(256 * 1024**2))
+    media_timeout_seconds: float = _setting("MEDIA_TIMEOUT_SECONDS", 300.0, _float(1.0))
+    media_timeout_factor: float = _setting("MEDIA_TIMEOUT_FACTOR", 2.0, _float(0.0))
     log_level: str = _setting("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error", "critical"))
     log_format: str = _setting("LOG_FORMAT", "json", _choice("json", "console"))
 
@@ -157,6 +194,14 @@ class AppConfig:
             except (ValueError, TypeError, KeyError):
                 raise ConfigError(name, raw, field.metadata["accepted"]) from None
         return cls(**values)
+
+    def __attrs_post_init__(self) -> None:
+        if self.job_retry_max_seconds < self.job_retry_base_seconds:
+            raise ConfigError(
+                "JOB_RETRY_MAX_SECONDS",
+                str(self.job_retry_max_seconds),
+                f"a number >= JOB_RETRY_BASE_SECONDS ({self.job_retry_base_seconds:g})",
+            )
 
     @classmethod
     def variables(cls) -> frozenset[str]:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import attrs
 import numpy as np
 
+from application.job_attempt import JobAttempt, JobRunPolicy
 from domain.codec import decode_analysis, decode_transcript, encode_analysis, encode_transcript
-from domain.errors import NotFound, OpusClipError
-from domain.jobs import Job, JobStatus, StoredClip, Video, new_id, utcnow
+from domain.errors import JobCancelled, JobFailed, LeaseLost, NotFound, OpusClipError, RetryScheduled
+from domain.jobs import Job, JobStatus, StoredClip, Video, new_id
 from domain.media import Analysis, ClipOptions, MediaInfo, RenderedClip, Transcript
 from domain.ports import (
     Cache,
@@ -70,7 +73,14 @@ class ProcessJobResult:
 
 @attrs.frozen
 class ProcessJob:
-    """Runs a job end to end; a failure is recorded on the job (code and reason) and then re-raised."""
+    """Runs one attempt at a job end to end.
+
+    The attempt claims the job (a queued one, or a running one whose lease ran out), keeps its lease alive
+    while it works, checks for cancellation at every stage boundary and writes its results only while it
+    still holds the job. A failure is settled on the job: retried later (``RetryScheduled``) when another
+    attempt may succeed and attempts are left, otherwise failed with the error's code and reason
+    (``JobFailed``, raised from the original error).
+    """
 
     fetcher: MediaFetcher
     analyzer: MediaAnalyzer
@@ -80,31 +90,61 @@ class ProcessJob:
     store: MediaStore
     cache: Cache
     uow: UnitOfWorkFactory
+    policy: JobRunPolicy
 
-    async def __call__(self, job_id: str, progress: StageProgress = _ignore) -> ProcessJobResult:
-        job = await self._load(job_id)
+    async def __call__(
+        self, job_id: str, progress: StageProgress = _ignore, *, worker: str = "local"
+    ) -> ProcessJobResult:
+        attempt = JobAttempt(job_id, new_id(), self.uow, self.policy)
+        job = await self._claim(attempt, worker)
+
+        def report(stage: str, fraction: float) -> None:
+            attempt.progress(stage, fraction)
+            progress(stage, fraction)
+
+        work_dir = self.store.clip_dir(job.id) / attempt.token
+        succeeded = False
         try:
-            result = await self._run(job, progress)
-        except OpusClipError as error:
-            await self._fail(job, error.code, error.message)
+            async with attempt.kept_alive():
+                result = await self._run(job, attempt, report, work_dir)
+            succeeded = True
+        except asyncio.CancelledError:
+            # The worker is shutting down past its grace period: hand the job back for another worker.
+            await asyncio.shield(self._release(attempt))
+            raise
+        except LeaseLost:
+            log.warning("job.lease_lost", extra={"job_id": job.id, "token": attempt.token})
+            raise
+        except JobCancelled:
+            await attempt.write(lambda stored, now: stored.acknowledge_cancel(attempt.token, now))
+            log.info("job.cancelled", extra={"job_id": job.id})
             raise
         except Exception as error:
-            log.exception("job.crashed", extra={"job_id": job.id})
-            await self._fail(job, "internal_error", f"{type(error).__name__}: {error}")
-            raise
+            await self._settle(attempt, job, error)
+        finally:
+            _tidy(work_dir, keep=succeeded)
         return result
 
-    async def _load(self, job_id: str) -> Job:
+    async def _claim(self, attempt: JobAttempt, worker: str) -> Job:
         async with self.uow() as uow:
-            job = await uow.jobs.get(job_id)
+            job = await uow.jobs.get(attempt.job_id, for_update=True)
             if job is None:
-                raise NotFound(f"job {job_id} does not exist")
-            job.status, job.stage, job.progress, job.updated_at = JobStatus.RUNNING, STAGES[0], 0.0, utcnow()
+                raise NotFound(f"job {attempt.job_id} does not exist")
+            now = await uow.now()
+            job.claim(attempt.token, worker, now, self.policy.lease)
+            if job.cancel_requested:
+                # Its last attempt died while the job was being cancelled: finish the cancellation.
+                job.acknowledge_cancel(attempt.token, now)
             await uow.jobs.update(job)
             await uow.commit()
+        if job.status is JobStatus.CANCELLED:
+            raise JobCancelled(f"job {job.id} was cancelled")
+        log.info("job.claimed", extra={"job_id": job.id, "attempt": job.attempts, "worker": worker})
         return job
 
-    async def _run(self, job: Job, progress: StageProgress) -> ProcessJobResult:
+    async def _run(
+        self, job: Job, attempt: JobAttempt, progress: StageProgress, work_dir: Path
+    ) -> ProcessJobResult:
         options = ClipOptions.from_dict(job.options)
         timings: dict[str, float] = {}
         hits: set[str] = set()
@@ -122,6 +162,7 @@ class ProcessJob:
 
         async def cached(name: str, key: str, codec: _Codec, *args: Any) -> Any:
             """A stage's result from the cache, or computed by ``args`` and stored."""
+            await attempt.checkpoint(name)
             data = await self.cache.get(key)
             value = None if data is None else codec.decode(data)
             if value is not None:
@@ -134,50 +175,67 @@ class ProcessJob:
 
         # No progress is reported before the input is known to be usable media: a bad file is one error line.
         started = time.perf_counter()
-        fetched: FetchedMedia = await asyncio.to_thread(self.fetcher.fetch, job.source)
-        info: MediaInfo = await asyncio.to_thread(self.analyzer.probe, fetched.path)
-        options.require_fits(info.duration)
-        timings["fetch"] = time.perf_counter() - started
-        progress("fetch", 1.0)
+        await attempt.checkpoint("fetch")
+        fetched: FetchedMedia = await self.fetcher.fetch(job.source)
+        try:
+            info: MediaInfo = await asyncio.to_thread(self.analyzer.probe, fetched.path)
+            options.require_fits(info.duration)
+            timings["fetch"] = time.perf_counter() - started
+            progress("fetch", 1.0)
 
-        analysis: Analysis = await cached(
-            "analyse",
-            f"analysis:{fetched.sha256}:{self.analyzer.version}",
-            _ANALYSIS,
-            self.analyzer.analyze,
-            fetched.path,
-            info,
-        )
-        transcript: Transcript = await cached(
-            "transcribe",
-            f"transcript:{fetched.sha256}:{self.transcriber.version}:{self.analyzer.version}",
-            _TRANSCRIPT,
-            self.transcriber.transcribe,
-            fetched.path,
-            analysis,
-        )
-
-        scores: np.ndarray = await timed("score", self.model.score, analysis, transcript)
-        clips = await timed("select", _select, scores, transcript, analysis, options)
-
-        out_dir = self.store.clip_dir(job.id)
-        rendered: list[RenderedClip] = []
-        started = time.perf_counter()
-        for index, clip in enumerate(clips):
-
-            def clip_progress(fraction: float, index: int = index) -> None:
-                progress("render", (index + fraction) / max(1, len(clips)))
-
-            rendered.append(
-                await asyncio.to_thread(
-                    self.renderer.render, fetched.path, info, clip, options, out_dir, clip_progress
-                )
+            analysis: Analysis = await cached(
+                "analyse",
+                f"analysis:{fetched.sha256}:{self.analyzer.version}",
+                _ANALYSIS,
+                self.analyzer.analyze,
+                fetched.path,
+                info,
             )
-        progress("render", 1.0)
-        timings["render"] = time.perf_counter() - started
+            transcript: Transcript = await cached(
+                "transcribe",
+                f"transcript:{fetched.sha256}:{self.transcriber.version}:{self.analyzer.version}",
+                _TRANSCRIPT,
+                self.transcriber.transcribe,
+                fetched.path,
+                analysis,
+            )
 
-        progress("save", 0.0)
-        video = await self._save(job, fetched, info, rendered)
+            await attempt.checkpoint("score")
+            model_version = self.model.version
+            scores: np.ndarray = await timed("score", self.model.score, analysis, transcript)
+            await attempt.checkpoint("select")
+            clips = await timed("select", _select, scores, transcript, analysis, options)
+
+            await attempt.checkpoint("render")
+            await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+            rendered: list[RenderedClip] = []
+            started = time.perf_counter()
+            for index, clip in enumerate(clips):
+
+                def clip_progress(fraction: float, index: int = index) -> None:
+                    progress("render", (index + fraction) / max(1, len(clips)))
+
+                attempt.raise_if_stopped()
+                rendered.append(
+                    await asyncio.to_thread(
+                        self.renderer.render, fetched.path, info, clip, options, work_dir, clip_progress
+                    )
+                )
+            progress("render", 1.0)
+            timings["render"] = time.perf_counter() - started
+        finally:
+            if fetched.temporary:
+                fetched.path.unlink(missing_ok=True)
+
+        await attempt.checkpoint("save")
+        details = {
+            "model_version": model_version,
+            "cache_hits": sorted(hits),
+            "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+            "clips": len(rendered),
+            "sha256": fetched.sha256,
+        }
+        video = await self._save(attempt, job, fetched, info, rendered, model_version, details)
         progress("save", 1.0)
         log.info(
             "job.succeeded",
@@ -191,13 +249,20 @@ class ProcessJob:
             scores=scores,
             shot_cuts=analysis.shot_cuts,
             transcript=transcript,
-            model_version=self.model.version,
+            model_version=model_version,
             cache_hits=frozenset(hits),
             timings=timings,
         )
 
     async def _save(
-        self, job: Job, fetched: FetchedMedia, info: MediaInfo, rendered: list[RenderedClip]
+        self,
+        attempt: JobAttempt,
+        job: Job,
+        fetched: FetchedMedia,
+        info: MediaInfo,
+        rendered: list[RenderedClip],
+        model_version: str,
+        details: dict[str, Any],
     ) -> Video:
         async with self.uow() as uow:
             video = await uow.videos.by_sha256(fetched.sha256)
@@ -214,6 +279,20 @@ class ProcessJob:
                     size_bytes=fetched.size_bytes,
                 )
                 await uow.videos.add(video)
+            stored = await uow.jobs.get(job.id, for_update=True)
+            if stored is None:
+                raise NotFound(f"job {job.id} does not exist")
+            now = await uow.now()
+            if stored.lease_token == attempt.token:
+                stored.succeed(attempt.token, video.id, details, now)
+            # The fence comes before the clips: a late attempt's results never land.
+            if not await uow.jobs.update_fenced(stored, attempt.token):
+                attempt.lost = True
+                log.warning(
+                    "job.write_fenced",
+                    extra={"job_id": job.id, "token": attempt.token, "held_by": stored.lease_token},
+                )
+                raise LeaseLost(f"job {job.id} was taken over by another attempt; its results are dropped")
             await uow.clips.add_many(
                 [
                     StoredClip(
@@ -228,31 +307,61 @@ class ProcessJob:
                         transcript=r.clip.text,
                         media_path=r.media_path,
                         captions=dict(r.captions),
-                        model_version=self.model.version,
+                        model_version=model_version,
                     )
                     for r in rendered
                 ]
             )
-            job.status, job.stage, job.progress = JobStatus.SUCCEEDED, "done", 1.0
-            job.video_id, job.updated_at = video.id, utcnow()
-            await uow.jobs.update(job)
             await uow.commit()
+        job.status, job.video_id, job.details = JobStatus.SUCCEEDED, video.id, details
         return video
 
-    async def _fail(self, job: Job, code: str, message: str) -> None:
+    async def _settle(self, attempt: JobAttempt, job: Job, error: Exception) -> NoReturn:
+        """Record a failed attempt on the job: queued again (``RetryScheduled``) while another attempt may
+        succeed, failed for good (``JobFailed``, from the original error) otherwise."""
+        if isinstance(error, OpusClipError):
+            code, message = error.code, error.message
+        else:
+            log.exception("job.crashed", extra={"job_id": job.id})
+            code, message = "internal_error", f"{type(error).__name__}: {error}"
+        retry = self.policy.retry
+        if retry.should_retry(error, job.attempts):
+            try:
+                await attempt.write(lambda stored, now: stored.retry(attempt.token, code, message, now))
+            except LeaseLost:
+                raise
+            except Exception:
+                # The job's lease runs out and the sweeper queues it again; nothing is lost.
+                log.exception("job.outcome_not_recorded", extra={"job_id": job.id})
+            delay = retry.delay(job.attempts)
+            log.info("job.retry_scheduled", extra={"job_id": job.id, "code": code, "delay": delay})
+            raise RetryScheduled(message, delay, code) from error
         try:
-            async with self.uow() as uow:
-                job.status, job.error_code, job.error, job.updated_at = (
-                    JobStatus.FAILED,
-                    code,
-                    message,
-                    utcnow(),
-                )
-                await uow.jobs.update(job)
-                await uow.commit()
+            await attempt.write(lambda stored, now: stored.fail(attempt.token, code, message, now))
+        except LeaseLost:
+            raise
         except Exception:
-            # Recording the failure must not hide the original error.
-            log.exception("job.fail_not_recorded", extra={"job_id": job.id})
+            log.exception("job.outcome_not_recorded", extra={"job_id": job.id})
+        log.info("job.failed", extra={"job_id": job.id, "code": code, "attempts": job.attempts})
+        raise JobFailed(message, code) from error
+
+    async def _release(self, attempt: JobAttempt) -> None:
+        try:
+            await attempt.write(lambda stored, now: stored.release(attempt.token, now))
+            log.info("job.released", extra={"job_id": attempt.job_id})
+        except Exception:
+            log.warning("job.release_failed", extra={"job_id": attempt.job_id}, exc_info=True)
+
+
+def _tidy(work_dir: Path, *, keep: bool) -> None:
+    """A finished attempt keeps its own files and drops any left by earlier attempts of the job (they
+    lost the job, so nothing refers to them); an attempt that did not finish drops its own."""
+    if not work_dir.parent.is_dir():
+        return
+    doomed = [p for p in work_dir.parent.iterdir() if p != work_dir] if keep else [work_dir]
+    for path in doomed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _select(

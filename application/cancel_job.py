@@ -1,0 +1,26 @@
+"""CancelJob: a queued job ends at once; a running one stops at its next stage boundary."""
+
+from __future__ import annotations
+
+import attrs
+
+from domain.errors import NotFound
+from domain.jobs import Job
+from domain.ports import UnitOfWorkFactory
+
+
+@attrs.frozen
+class CancelJob:
+    uow: UnitOfWorkFactory
+
+    async def __call__(self, owner: str, job_id: str) -> Job:
+        """The job after the request; ``IllegalTransition`` (a conflict) for a job that already ended."""
+        async with self.uow() as uow:
+            job = await uow.jobs.get(job_id, for_update=True)
+            if job is None or job.owner != owner:
+                raise NotFound(f"job {job_id} does not exist")
+            if job.cancel(await uow.now()) and job.queue_ref is not None:
+                await uow.queue.cancel(job.queue_ref)
+            await uow.jobs.update(job)
+            await uow.commit()
+        return job

@@ -1,0 +1,30 @@
+"""GetJob: one of the caller's jobs, with its clips once it succeeded."""
+
+from __future__ import annotations
+
+import attrs
+
+from domain.errors import NotFound
+from domain.jobs import Job, StoredClip
+from domain.ports import UnitOfWorkFactory
+
+
+@attrs.frozen
+class JobView:
+    job: Job
+    clips: tuple[StoredClip, ...]
+
+
+@attrs.frozen
+class GetJob:
+    """Another user's job answers exactly as a missing one does, so ids cannot be probed."""
+
+    uow: UnitOfWorkFactory
+
+    async def __call__(self, owner: str, job_id: str) -> JobView:
+        async with self.uow() as uow:
+            job = await uow.jobs.get(job_id)
+            if job is None or job.owner != owner:
+                raise NotFound(f"job {job_id} does not exist")
+            clips = await uow.clips.for_job(job.id)
+        return JobView(job, tuple(clips))
