@@ -1,7 +1,9 @@
-"""MediaFetcher for files already on this machine (the CLI, uploads saved by the API)."""
+"""MediaFetcher for files already on this machine: the CLI's only. Nothing the API receives reaches it, so no
+request can name a path on the server."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -17,7 +19,10 @@ _BLOCK = 1 << 20
 class LocalFileFetcher:
     """Resolves a local path (or ``file://`` URL) and hashes it in blocks, never loading it whole."""
 
-    def fetch(self, source: str) -> FetchedMedia:
+    async def fetch(self, source: str) -> FetchedMedia:
+        return await asyncio.to_thread(self._fetch, source)
+
+    def _fetch(self, source: str) -> FetchedMedia:
         path = Path(source.removeprefix("file://")).expanduser()
         if not path.exists():
             raise MediaError(f"{source}: no such file")

@@ -1,0 +1,67 @@
+"""MediaFetcher for the service's workers: files the API stored as uploads, and http(s) URLs.
+
+Unlike the CLI's fetcher it never opens a path a caller names: an upload is named by its id only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import stat
+from pathlib import Path
+
+import attrs
+
+from adapters.media.url_fetcher import checked_url
+from domain.errors import MediaError, SourceRejected
+from domain.ports import FetchedMedia, MediaFetcher
+
+UPLOAD_PREFIX = "upload:"
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+_BLOCK = 1 << 20
+
+
+def validate_source_url(url: str) -> str:
+    """The URL a job will fetch, normalised; SourceRejected for one it never could (checked when the job is
+    submitted, on syntax alone: addresses are vetted when the worker connects)."""
+    return str(checked_url(url))
+
+
+@attrs.frozen
+class ServiceMediaFetcher:
+    media_root: Path  # uploads live in media_root / "uploads" / <id>
+    http: MediaFetcher
+
+    async def fetch(self, source: str) -> FetchedMedia:
+        if source.startswith(UPLOAD_PREFIX):
+            return await asyncio.to_thread(self._upload, source.removeprefix(UPLOAD_PREFIX))
+        scheme = source.partition(":")[0].lower()
+        if scheme in ("http", "https"):
+            return await self.http.fetch(source)
+        raise SourceRejected("a source is an upload id or an http(s) URL, not a path or another scheme")
+
+    def _upload(self, upload_id: str) -> FetchedMedia:
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise SourceRejected("an upload id is 32 lowercase hexadecimal characters")
+        folder = self.media_root / "uploads"
+        path = folder / upload_id
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            raise SourceRejected(f"upload {upload_id} does not exist") from None
+        # lstat: a link planted in the folder must not lead the worker to a file elsewhere.
+        if not stat.S_ISREG(mode) or path.resolve().parent != folder.resolve():
+            raise SourceRejected(f"upload {upload_id} is not a regular file")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with path.open("rb") as handle:
+                while block := handle.read(_BLOCK):
+                    digest.update(block)
+                    size += len(block)
+        except OSError as error:
+            raise MediaError(f"upload {upload_id} cannot be read ({error.strerror})") from None
+        if size == 0:
+            raise MediaError(f"upload {upload_id} is empty (0 bytes)")
+        # Not temporary: the upload is the user's file, kept for re-runs; the job must not delete it.
+        return FetchedMedia(path=path, sha256=digest.hexdigest(), size_bytes=size, temporary=False)
