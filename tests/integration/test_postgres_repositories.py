@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.jobs import (
     Feedback,
     Job,
@@ -125,18 +125,128 @@ async def test_job_round_trip_with_every_field_set(uow: UnitOfWorkFactory) -> No
     assert loaded is not None and loaded.status is JobStatus.RUNNING
 
 
-async def test_jobs_are_listed_newest_first_per_owner_with_paging(uow: UnitOfWorkFactory) -> None:
+async def test_jobs_are_listed_newest_first_per_owner_a_page_at_a_time(uow: UnitOfWorkFactory) -> None:
     owner = f"user-{new_id()}"
-    jobs = [_job(owner, created_at=T0 + timedelta(seconds=i)) for i in range(5)]
+    jobs = [_job(owner, created_at=T0 + timedelta(seconds=i // 2)) for i in range(5)]  # ties on time
     async with uow() as tx:
         for job in jobs:
             await tx.jobs.add(job)
         await tx.jobs.add(_job())  # someone else's
         await tx.commit()
+    expected = [j.id for j in sorted(jobs, key=lambda j: (j.created_at, j.id), reverse=True)]
+    seen: list[str] = []
+    cursor = None
     async with uow() as tx:
-        assert [j.id for j in await tx.jobs.list_for_owner(owner)] == [j.id for j in reversed(jobs)]
-        page = await tx.jobs.list_for_owner(owner, limit=2, offset=1)
-        assert [j.id for j in page] == [jobs[3].id, jobs[2].id]
+        for _ in range(3):
+            page = await tx.jobs.page_for_owner(owner, 2, cursor)
+            seen.extend(j.id for j in page.jobs)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == expected and cursor is None
+
+
+async def test_a_forged_cursor_is_invalid_input(uow: UnitOfWorkFactory) -> None:
+    async with uow() as tx:
+        for cursor in ("not-base64!", "aGVsbG8", ""):
+            if cursor:
+                with pytest.raises(InvalidInput):
+                    await tx.jobs.page_for_owner("someone", 2, cursor)
+
+
+async def test_a_fenced_update_writes_only_for_the_token_holder(uow: UnitOfWorkFactory) -> None:
+    job = _job(status=JobStatus.RUNNING, lease_token="holder")
+    async with uow() as tx:
+        await tx.jobs.add(job)
+        await tx.commit()
+    job.stage = "late write"
+    async with uow() as tx:
+        assert await tx.jobs.update_fenced(job, "someone-else") is False
+        await tx.commit()
+    async with uow() as tx:
+        stored = await tx.jobs.get(job.id, for_update=True)
+        assert stored is not None and stored.stage == "queued"
+        assert await tx.jobs.update_fenced(job, "holder") is True
+        await tx.commit()
+    async with uow() as tx:
+        assert (await tx.jobs.get(job.id)) == job
+
+
+async def test_jobs_are_found_by_their_idempotency_key(uow: UnitOfWorkFactory) -> None:
+    owner, key = f"user-{new_id()}", new_id()
+    job = _job(owner, idempotency_key=key)
+    async with uow() as tx:
+        await tx.jobs.add(job)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.jobs.by_idempotency_key(owner, key) == job
+        assert await tx.jobs.by_idempotency_key("someone-else", key) is None
+
+
+async def test_jobs_needing_recovery_are_expired_leases_and_long_queued_ones(uow: UnitOfWorkFactory) -> None:
+    now = datetime.now(UTC)
+    expired = _job(status=JobStatus.RUNNING, lease_token="a", lease_expires_at=now - timedelta(seconds=1))
+    live = _job(status=JobStatus.RUNNING, lease_token="b", lease_expires_at=now + timedelta(minutes=1))
+    old = _job(updated_at=now - timedelta(hours=1))
+    fresh = _job(updated_at=now)
+    async with uow() as tx:
+        for job in (expired, live, old, fresh):
+            await tx.jobs.add(job)
+        await tx.commit()
+    async with uow() as tx:
+        found = {j.id for j in await tx.jobs.needing_recovery(now, now - timedelta(minutes=5), 10_000)}
+    assert {expired.id, old.id} <= found
+    assert not {live.id, fresh.id} & found
+
+
+async def test_counts_by_status_and_oldest_queued(uow: UnitOfWorkFactory) -> None:
+    now = datetime.now(UTC)
+    async with uow() as tx:
+        before = await tx.jobs.counts(now)
+        await tx.jobs.add(_job(created_at=now - timedelta(days=3650)))
+        await tx.jobs.add(_job(status=JobStatus.FAILED))
+        await tx.commit()
+    async with uow() as tx:
+        after = await tx.jobs.counts(now)
+    assert after.by_status[JobStatus.QUEUED] == before.by_status[JobStatus.QUEUED] + 1
+    assert after.by_status[JobStatus.FAILED] == before.by_status[JobStatus.FAILED] + 1
+    assert after.oldest_queued_seconds >= 3650 * 86400 - 5
+
+
+async def test_a_job_and_its_queue_entry_commit_or_vanish_together(uow: UnitOfWorkFactory) -> None:
+    kept, dropped = _job(), _job()
+    async with uow() as tx:
+        dropped.queue_ref = await tx.queue.enqueue(dropped.id)
+        await tx.jobs.add(dropped)
+        # no commit: the block's end rolls both back
+    async with uow() as tx:
+        kept.queue_ref = await tx.queue.enqueue(kept.id)
+        await tx.jobs.add(kept)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.jobs.get(dropped.id) is None
+        assert await tx.queue.live([dropped.queue_ref or "", kept.queue_ref or ""]) == {kept.queue_ref}
+        assert await tx.jobs.get(kept.id) == kept
+        assert await tx.queue.depth() >= 1
+
+
+async def test_a_cancelled_queue_entry_is_no_longer_live(uow: UnitOfWorkFactory) -> None:
+    async with uow() as tx:
+        ref = await tx.queue.enqueue(new_id())
+        await tx.commit()
+    async with uow() as tx:
+        await tx.queue.cancel(ref)
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.queue.live([ref]) == set()
+
+
+async def test_the_store_clock_moves(uow: UnitOfWorkFactory) -> None:
+    async with uow() as tx:
+        first = await tx.now()
+        await asyncio.sleep(0.01)
+        second = await tx.now()
+    assert second > first and first.tzinfo is not None
 
 
 async def test_a_repeated_idempotency_key_is_a_conflict_for_the_same_owner_only(
@@ -209,6 +319,30 @@ async def test_feedback_round_trip_in_time_order(uow: UnitOfWorkFactory) -> None
     async with uow() as tx:
         with pytest.raises(NotFound):
             await tx.feedback.add(Feedback(id=new_id(), clip_id=new_id(), user="ana", rating=1))
+
+
+async def test_rating_a_clip_again_replaces_the_rating(uow: UnitOfWorkFactory) -> None:
+    job, video = await _stored_job_and_video(uow)
+    clip = _clip(job, video, 0)
+    async with uow() as tx:
+        await tx.clips.add_many([clip])
+        first = await tx.feedback.upsert(Feedback(id=new_id(), clip_id=clip.id, user="ana", rating=1))
+        await tx.commit()
+    async with uow() as tx:
+        again = await tx.feedback.upsert(
+            Feedback(id=new_id(), clip_id=clip.id, user="ana", rating=-1, created_at=T0 + timedelta(hours=1))
+        )
+        await tx.feedback.upsert(Feedback(id=new_id(), clip_id=clip.id, user="bo", rating=1))
+        await tx.commit()
+    assert again.id == first.id and again.rating == -1
+    async with uow() as tx:
+        ratings = {f.user: f.rating for f in await tx.feedback.for_clip(clip.id)}
+        with pytest.raises(Conflict):
+            await tx.feedback.add(Feedback(id=new_id(), clip_id=clip.id, user="ana", rating=1))
+    assert ratings == {"ana": -1, "bo": 1}
+    async with uow() as tx:
+        with pytest.raises(NotFound):
+            await tx.feedback.upsert(Feedback(id=new_id(), clip_id=new_id(), user="ana", rating=1))
 
 
 async def test_model_versions_keep_exactly_one_active(uow: UnitOfWorkFactory) -> None:

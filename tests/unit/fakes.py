@@ -31,7 +31,7 @@ INFO = MediaInfo(
 class FakeFetcher:
     files: dict[str, str] = attrs.field(factory=dict)  # source -> sha256
 
-    def fetch(self, source: str) -> FetchedMedia:
+    async def fetch(self, source: str) -> FetchedMedia:
         if source not in self.files:
             raise MediaError(f"{source}: no such file")
         return FetchedMedia(path=Path(source), sha256=self.files[source], size_bytes=1000)
@@ -97,7 +97,7 @@ class FakeRenderer:
 
 @attrs.frozen
 class FakeStore:
-    root: Path = Path("/nowhere")
+    root: Path
 
     def clip_dir(self, job_id: str) -> Path:
         return self.root / job_id

@@ -2,29 +2,33 @@ import pytest
 
 from adapters.memory.cache import MemoryCache
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from application.job_attempt import JobRunPolicy
 from application.process_job import ProcessJob
 from application.submit_job import SubmitJob, SubmitJobRequest
-from domain.errors import InvalidOptions, MediaError
+from domain.errors import InvalidOptions, JobFailed, MediaError
 from domain.jobs import JobStatus
+from domain.retry import RetryPolicy
 from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
 
 
 @pytest.fixture
-def parts():
+def parts(tmp_path):
     return {
         "fetcher": FakeFetcher({"talk.mp4": "a" * 64, "broken.mp4": "b" * 64}),
         "analyzer": FakeAnalyzer(broken={"broken.mp4"}),
         "transcriber": FakeTranscriber(),
         "model": FakeModel(),
         "renderer": FakeRenderer(),
-        "store": FakeStore(),
+        "store": FakeStore(tmp_path),
         "cache": MemoryCache(),
         "uow": MemoryUnitOfWorkFactory(),
+        "policy": JobRunPolicy(retry=RetryPolicy(max_attempts=1)),
     }
 
 
 async def _submit(parts, source: str = "talk.mp4", **options):
-    return await SubmitJob(parts["uow"])(SubmitJobRequest(owner="u1", source=source, options=options))
+    result = await SubmitJob(parts["uow"])(SubmitJobRequest(owner="u1", source=source, options=options))
+    return result.job
 
 
 async def test_a_job_runs_every_stage_and_saves_its_clips(parts) -> None:
@@ -57,8 +61,9 @@ async def test_second_run_with_other_options_skips_decoding(parts) -> None:
 
 async def test_bad_media_fails_the_job_with_its_reason(parts) -> None:
     job = await _submit(parts, source="broken.mp4")
-    with pytest.raises(MediaError):
+    with pytest.raises(JobFailed) as failed:
         await ProcessJob(**parts)(job.id)
+    assert isinstance(failed.value.__cause__, MediaError) and failed.value.code == "invalid_media"
     async with parts["uow"]() as uow:
         stored = await uow.jobs.get(job.id)
     assert stored is not None and stored.status is JobStatus.FAILED
@@ -73,6 +78,7 @@ async def test_invalid_options_are_refused_before_queueing(parts) -> None:
 
 async def test_a_video_shorter_than_the_minimum_clip_fails_before_analysis(parts) -> None:
     job = await _submit(parts, min_seconds=300, max_seconds=400)  # the fake video is 120 s long
-    with pytest.raises(InvalidOptions, match="shorter than the minimum"):
+    with pytest.raises(JobFailed, match="shorter than the minimum") as failed:
         await ProcessJob(**parts)(job.id)
+    assert failed.value.code == "invalid_options"
     assert parts["analyzer"].calls == 0
