@@ -9,6 +9,8 @@ from typing import Any
 
 from pocketsphinx import Decoder
 
+from adapters.process_guard import die_with_parent
+
 # One decoder per worker process, built once by the pool's initializer: loading the model takes ~0.3 s.
 _decoder: Any = None
 
@@ -17,6 +19,7 @@ RawWord = tuple[str, int, int, float]  # text, first frame, last frame, posterio
 
 def init_worker() -> None:
     global _decoder
+    die_with_parent()
     _decoder = Decoder(loglevel="ERROR")
 
 
