@@ -2,16 +2,23 @@
 # mypy: disable-error-code="type-abstract"
 """The composition root: the one place that chooses an adapter for each port.
 
-``build_container`` wires the service (Postgres, Redis, torch, PyAV); ``build_local_container`` wires the
-same use cases with in-memory storage for the one-command CLI. Use cases are attrs classes whose fields
-are ports; Lagom builds them by type, so adding a use case needs no registration here.
+Three containers, one per kind of process, each opening only what its process uses:
+
+* ``build_container``: the API (Postgres, the job queue's SQL side, Redis cache and rate limits, tokens);
+* ``build_worker_container``: a worker (the same storage, plus URL fetching and the media, speech and model
+  adapters, each media call in an isolated child process);
+* ``build_local_container``: the one-command CLI (in-memory storage, a disk cache, media in-process).
+
+Use cases are attrs classes whose fields are ports; Lagom builds them by type, so adding a use case needs no
+registration here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 
-import httpx
 from lagom import Container, Singleton
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -19,76 +26,137 @@ from adapters.disk.cache import DiskCache
 from adapters.media.analyzer import PyAVMediaAnalyzer
 from adapters.media.faces import HaarFaceTracker
 from adapters.media.filesystem_store import FilesystemMediaStore
+from adapters.media.isolated import (
+    IsolatedClipRenderer,
+    IsolatedMediaAnalyzer,
+    IsolatedTranscriber,
+    IsolationLimits,
+    analyzer_with_vad,
+    renderer_with_faces,
+)
+from adapters.media.isolation import Isolation
 from adapters.media.local_fetcher import LocalFileFetcher
 from adapters.media.probe import MediaLimits
 from adapters.media.renderer import PyAVClipRenderer
+from adapters.media.service_fetcher import ServiceMediaFetcher
+from adapters.media.url_fetcher import FetchLimits, HttpMediaFetcher, create_fetch_client
 from adapters.memory.cache import NullCache
+from adapters.memory.rate_limiter import UnlimitedRateLimiter
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.postgres.engine import create_engine
 from adapters.postgres.probe import PostgresProbe
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from adapters.redis.cache import RedisCache, create_redis_client
 from adapters.redis.probe import RedisProbe
+from adapters.redis.rate_limiter import LimitsRateLimiter
 from adapters.speech.transcriber import PocketSphinxTranscriber
 from adapters.speech.vad import SileroVad
 from adapters.torch.model_manager import ModelManager
 from adapters.torch.video_model import TorchVideoModel
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor
 from application.config import AppConfig
+from application.job_attempt import JobRunPolicy
 from domain.ports import (
     Cache,
     ClipRenderer,
     MediaAnalyzer,
     MediaFetcher,
     MediaStore,
+    RateLimiter,
+    TokenAuthority,
     Transcriber,
     UnitOfWorkFactory,
     VideoModel,
 )
+from domain.retry import RetryPolicy
 from entrypoints.lifecycle import Lifecycle, Resource
+from entrypoints.token_command import build_token_authority
 
 
 def build_container(config: AppConfig) -> Container:
-    """The service: Postgres unit of work, Redis cache, dependency probes, media and model adapters."""
+    """The API: storage, cache, health, tokens and rate limits. It never decodes media nor fetches URLs."""
     container = _base(config)
     lifecycle = container[Lifecycle]
-    engine: Resource[AsyncEngine] = lifecycle.add(
-        "postgres",
-        lambda: create_engine(
-            config.database_url,
-            pool_size=config.database_pool_size,
-            max_overflow=config.database_max_overflow,
-            connect_timeout=config.database_connect_timeout,
-            command_timeout=config.database_command_timeout,
-            pool_timeout=config.database_pool_timeout,
-        ),
-        lambda e: e.dispose(),
-    )
-    redis = lifecycle.add("redis", lambda: create_redis_client(config.redis_url), lambda r: r.aclose())
-    lifecycle.add("http", lambda: httpx.AsyncClient(timeout=config.request_timeout), lambda c: c.aclose())
-    _add_engines(container, lifecycle, config)
-
-    container[UnitOfWorkFactory] = Singleton(
-        lambda: PostgresUnitOfWorkFactory(async_sessionmaker(engine.get(), expire_on_commit=False))
-    )
-    if config.cache_enabled:
-        container[Cache] = Singleton(lambda: RedisCache(redis.get(), default_ttl=config.cache_ttl_seconds))
+    _add_storage(container, lifecycle, config)
+    container[TokenAuthority] = Singleton(lambda: build_token_authority(config))
+    if config.rate_limit_enabled:
+        limiter = lifecycle.add(
+            "rate-limits",
+            lambda: LimitsRateLimiter.from_url(
+                config.redis_url, read=config.rate_limit_default, submit=config.rate_limit_submit
+            ),
+            lambda r: r.close(),
+        )
+        container[RateLimiter] = lambda: limiter.get()
     else:
-        container[Cache] = NullCache()
-    container[DependencyProbes] = Singleton(
-        lambda: DependencyProbes((PostgresProbe(engine.get()), RedisProbe(redis.get())))
+        container[RateLimiter] = UnlimitedRateLimiter()
+    return container
+
+
+def build_worker_container(config: AppConfig) -> Container:
+    """A worker: storage and cache as the API has them, URL fetching, and the media, speech and model
+    adapters; every media call runs in a child process with a memory limit and a deadline."""
+    container = _base(config)
+    lifecycle = container[Lifecycle]
+    _add_storage(container, lifecycle, config)
+    http = lifecycle.add(
+        "http", lambda: create_fetch_client(config.request_timeout), lambda client: client.aclose()
     )
-    container[HealthMonitor] = Singleton(
-        lambda c: HealthMonitor(c[CheckHealth], interval=config.health_check_interval)
+    downloads = HttpMediaFetcher(
+        client=lambda: http.get(),
+        downloads=config.media_dir / "downloads",
+        limits=FetchLimits(
+            max_bytes=config.max_upload_bytes,
+            deadline_seconds=config.fetch_timeout_seconds,
+            allowed_networks=config.fetch_allowed_networks,
+        ),
     )
+    container[MediaFetcher] = ServiceMediaFetcher(media_root=config.media_dir, http=downloads)
+
+    async def open_isolation() -> Isolation:
+        isolation = Isolation()
+        await asyncio.to_thread(isolation.start)  # seconds of imports in the forkserver, off the loop
+        return isolation
+
+    isolation: Resource[Isolation] = lifecycle.add("isolation", open_isolation, lambda i: i.close())
+    container[Isolation] = lambda: isolation.get()
+    limits = IsolationLimits(
+        memory_bytes=config.media_memory_limit_bytes,
+        timeout_seconds=config.media_timeout_seconds,
+        timeout_factor=config.media_timeout_factor,
+    )
+    container[MediaAnalyzer] = Singleton(
+        lambda: IsolatedMediaAnalyzer(
+            functools.partial(analyzer_with_vad, _media_limits(config)), isolation.get(), limits
+        )
+    )
+    container[ClipRenderer] = Singleton(
+        lambda: IsolatedClipRenderer(renderer_with_faces, isolation.get(), limits)
+    )
+    container[Transcriber] = Singleton(
+        lambda: IsolatedTranscriber(
+            functools.partial(PocketSphinxTranscriber, workers=config.max_workers), isolation.get(), limits
+        )
+    )
+    _add_models(container, lifecycle, config)
     return container
 
 
 def build_local_container(config: AppConfig, media_root: Path) -> Container:
-    """The CLI: the same use cases with in-memory storage, a disk cache, rendering under ``media_root``."""
+    """The CLI: the same use cases with in-memory storage, a disk cache, media in this process, rendering
+    under ``media_root``. One attempt: a person at a terminal decides whether to try again."""
     container = _base(config, media_root)
+    container[JobRunPolicy] = JobRunPolicy(lease_seconds=config.job_lease_seconds, retry=RetryPolicy(1))
     lifecycle = container[Lifecycle]
-    _add_engines(container, lifecycle, config)
+    container[MediaFetcher] = LocalFileFetcher()
+    container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(_media_limits(config), vad=SileroVad()))
+    container[ClipRenderer] = Singleton(lambda: PyAVClipRenderer(faces=HaarFaceTracker()))
+    # The recogniser owns a pool of worker processes: the lifecycle closes it with everything else.
+    speech = lifecycle.add(
+        "speech", lambda: PocketSphinxTranscriber(workers=config.max_workers), lambda t: t.close()
+    )
+    container[Transcriber] = lambda: speech.get()
+    _add_models(container, lifecycle, config)
     container[UnitOfWorkFactory] = MemoryUnitOfWorkFactory()
     if config.cache_enabled:
         # On disk, so a second run on the same file (say, another aspect) skips decoding and recognition.
@@ -107,22 +175,58 @@ def _base(config: AppConfig, media_root: Path | None = None) -> Container:
     container = Container()
     container[AppConfig] = config
     container[Lifecycle] = Lifecycle()
-    limits = MediaLimits(max_seconds=config.max_video_seconds, max_pixels=config.max_video_pixels)
-    container[MediaFetcher] = LocalFileFetcher()
-    container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(limits, vad=SileroVad()))
-    container[ClipRenderer] = Singleton(lambda: PyAVClipRenderer(faces=HaarFaceTracker()))
     container[MediaStore] = FilesystemMediaStore(media_root or config.media_dir)
     return container
 
 
-def _add_engines(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
-    """The speech recogniser's process pool and the torch models: both lifecycle resources."""
-    # The recogniser owns a pool of worker processes: the lifecycle closes it with everything else.
-    speech = lifecycle.add(
-        "speech", lambda: PocketSphinxTranscriber(workers=config.max_workers), lambda t: t.close()
+def _service_policy(config: AppConfig) -> JobRunPolicy:
+    return JobRunPolicy(
+        lease_seconds=config.job_lease_seconds,
+        retry=RetryPolicy(
+            max_attempts=config.job_max_attempts,
+            base_seconds=config.job_retry_base_seconds,
+            max_seconds=config.job_retry_max_seconds,
+        ),
     )
-    container[Transcriber] = lambda: speech.get()
 
+
+def _media_limits(config: AppConfig) -> MediaLimits:
+    return MediaLimits(max_seconds=config.max_video_seconds, max_pixels=config.max_video_pixels)
+
+
+def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+    """Postgres (the unit of work, with the job queue's SQL side), the Redis cache, the health probes and
+    how attempts hold and retry jobs."""
+    container[JobRunPolicy] = _service_policy(config)
+    engine: Resource[AsyncEngine] = lifecycle.add(
+        "postgres",
+        lambda: create_engine(
+            config.database_url,
+            pool_size=config.database_pool_size,
+            max_overflow=config.database_max_overflow,
+            connect_timeout=config.database_connect_timeout,
+            command_timeout=config.database_command_timeout,
+            pool_timeout=config.database_pool_timeout,
+        ),
+        lambda e: e.dispose(),
+    )
+    redis = lifecycle.add("redis", lambda: create_redis_client(config.redis_url), lambda r: r.aclose())
+    container[UnitOfWorkFactory] = Singleton(
+        lambda: PostgresUnitOfWorkFactory(async_sessionmaker(engine.get(), expire_on_commit=False))
+    )
+    if config.cache_enabled:
+        container[Cache] = Singleton(lambda: RedisCache(redis.get(), default_ttl=config.cache_ttl_seconds))
+    else:
+        container[Cache] = NullCache()
+    container[DependencyProbes] = Singleton(
+        lambda: DependencyProbes((PostgresProbe(engine.get()), RedisProbe(redis.get())))
+    )
+    container[HealthMonitor] = Singleton(
+        lambda c: HealthMonitor(c[CheckHealth], interval=config.health_check_interval)
+    )
+
+
+def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
     async def open_models() -> ModelManager:
         manager = ModelManager(
             config.model_cache_dir, device=config.device, mixed_precision=config.mixed_precision

@@ -1,4 +1,4 @@
-"""``opusclip``: one console command for every driver (serve, migrate, clip)."""
+"""``opusclip``: one console command for every driver (serve, worker, migrate, clip, token)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from application.config import AppConfig, ConfigError
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"opusclip: {message}", file=sys.stderr)
-    return code
+from entrypoints import token_command
+from entrypoints.console import fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +22,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
 
-    commands.add_parser("migrate", help="apply the database migrations (DATABASE_URL)")
+    worker = commands.add_parser("worker", help="run queued jobs (any number of workers, any machines)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs at once in this process (default: WORKER_CONCURRENCY)",
+    )
+    worker.add_argument("--metrics-host", default="0.0.0.0", help="address of /health and /metrics")
+    worker.add_argument("--metrics-port", type=int, default=9100, help="port of /health and /metrics")
+
+    commands.add_parser(
+        "migrate", help="apply the database migrations, the job queue's included (DATABASE_URL)"
+    )
 
     clip = commands.add_parser("clip", help="turn a video file into ranked clips, in-process, no servers")
     clip.add_argument("file")
@@ -39,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     clip.add_argument("--captions", default="srt,vtt", help="comma-separated: srt, vtt (empty for none)")
     clip.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     clip.add_argument("--verbose", action="store_true", help="log to stderr at LOG_LEVEL")
+
+    token_command.add_parser(commands)
     return parser
 
 
@@ -47,12 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = AppConfig.from_env()
     except ConfigError as error:
-        return _fail(f"configuration error: {error}")
+        return fail(f"configuration error: {error}")
 
     if args.command == "serve":
         from entrypoints.serve import serve
 
         return serve(config, host=args.host, port=args.port, workers=args.workers)
+    if args.command == "worker":
+        from entrypoints.worker import run_worker_command
+
+        return run_worker_command(config, args)
     if args.command == "migrate":
         from entrypoints.serve import migrate
 
@@ -61,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from entrypoints.clip_command import run_clip
 
         return run_clip(config, args)
-    return _fail(f"unknown command {args.command}")
+    if args.command == "token":
+        return token_command.run(config, args)
+    return fail(f"unknown command {args.command}")
 
 
 if __name__ == "__main__":

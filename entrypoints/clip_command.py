@@ -22,14 +22,14 @@ from rich.table import Table
 from application.config import AppConfig
 from application.process_job import ProcessJob, ProcessJobResult
 from application.submit_job import SubmitJob, SubmitJobRequest
-from domain.errors import OpusClipError
+from domain.errors import JobFailed, OpusClipError
 from domain.media import ClipOptions
 from entrypoints.bootstrap import build_local_container
+from entrypoints.console import EXIT_INTERNAL, EXIT_USAGE, fail
 from entrypoints.http.logging import configure_logging
 from entrypoints.lifecycle import Lifecycle
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = EXIT_USAGE
 
 
 def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
@@ -44,37 +44,35 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
             caption_formats=captions,
         )
     except (OpusClipError, ValueError) as error:
-        return _error(getattr(error, "message", str(error)), EXIT_BAD_INPUT)
+        return fail(getattr(error, "message", str(error)), EXIT_BAD_INPUT)
 
     out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_clips"
     if out.exists() and not out.is_dir():
-        return _error(f"--out {out} exists and is not a folder", EXIT_BAD_INPUT)
+        return fail(f"--out {out} exists and is not a folder", EXIT_BAD_INPUT)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        return _error(f"--out {out}: cannot create its folder ({error.strerror})", EXIT_BAD_INPUT)
+        return fail(f"--out {out}: cannot create its folder ({error.strerror})", EXIT_BAD_INPUT)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     # A creator sees progress bars and one line per problem; --verbose adds the service's logs.
     configure_logging(config.log_level if args.verbose else "critical", "console", stream=sys.stderr)
     try:
         result = asyncio.run(_process(config, str(source), options, staging, show=not args.no_progress))
         report = _publish(result, out, options)
+    except JobFailed as error:
+        if error.code == "internal_error":  # a bug, not the input: --verbose logs its traceback
+            return fail(f"internal error: {error.message}", EXIT_INTERNAL)
+        return fail(error.message, EXIT_BAD_INPUT)
     except OpusClipError as error:
-        return _error(error.message, EXIT_BAD_INPUT)
+        return fail(error.message, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        return _error("interrupted; no output written", 130)
+        return fail("interrupted; no output written", 130)
     except Exception as error:  # a bug: one line, not a traceback; --verbose logs it
-        return _error(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
+        return fail(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _summary(report, out)
     return 0
-
-
-def _error(message: str, code: int) -> int:
-    # Plain print: one line, never wrapped to the terminal's width as a rich console would.
-    print(f"opusclip: {' '.join(message.split())}", file=sys.stderr)
-    return code
 
 
 async def _process(
@@ -84,9 +82,10 @@ async def _process(
     lifecycle = container[Lifecycle]
     await lifecycle.start()
     try:
-        job = await container[SubmitJob](
+        submitted = await container[SubmitJob](
             SubmitJobRequest(owner="cli", source=source, options=options.to_dict())
         )
+        job = submitted.job
         with Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),

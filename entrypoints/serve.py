@@ -10,15 +10,20 @@ import tempfile
 import uvicorn
 
 from application.config import AppConfig
+from entrypoints.console import EXIT_INTERNAL, fail
+from entrypoints.token_command import build_token_authority
 
 
 def serve(config: AppConfig, *, host: str, port: int, workers: int) -> int:
     if not 1 <= port <= 65535:
-        print(f"opusclip: --port {port} is not a TCP port (1-65535)", file=sys.stderr)
-        return 2
+        return fail(f"--port {port} is not a TCP port (1-65535)")
     if workers < 1:
-        print("opusclip: --workers must be at least 1", file=sys.stderr)
-        return 2
+        return fail("--workers must be at least 1")
+    try:
+        # Checked here, once, so a bad key stops `serve` with one line instead of failing every worker.
+        build_token_authority(config)
+    except ValueError as error:
+        return fail(f"configuration error: {error}")
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Set before the workers start (and import prometheus_client), so /metrics sums every worker.
@@ -53,7 +58,6 @@ def migrate(config: AppConfig) -> int:
     try:
         upgrade(config.database_url)
     except Exception as error:  # any failure is one line for the operator, who fixes it and retries
-        print(f"opusclip: migration failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        return fail(f"migration failed: {type(error).__name__}: {error}", EXIT_INTERNAL)
     print("opusclip: database is at the latest migration", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@ access log, metrics and health. ``create_app_from_env`` is uvicorn's factory (``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import os
@@ -15,11 +16,14 @@ from starlette.routing import BaseRoute, Route
 
 from application.check_health import HealthMonitor
 from application.config import AppConfig
+from application.job_statistics import JobStatistics
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.health import ServiceInfo, health, health_detailed
 from entrypoints.http.logging import configure_logging
 from entrypoints.http.metrics import AppMetrics
 from entrypoints.http.middleware import AccessLogMiddleware, RequestIdMiddleware
+from entrypoints.http.openapi import document, openapi
+from entrypoints.job_metrics import JobMetrics, refresh_forever
 from entrypoints.lifecycle import Lifecycle
 
 
@@ -27,6 +31,7 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
     """The HTTP API over ``container``; ``routes`` are the API's own routes, next to health and metrics."""
     config = container[AppConfig]
     metrics = AppMetrics() if config.enable_metrics else None
+    jobs = JobMetrics(metrics.registry) if metrics is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -40,9 +45,18 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
             app.state.health_monitor = monitor
             if config.enable_health_checks:
                 await monitor.start()
+            refresher = None
+            if jobs is not None and routes:
+                refresher = asyncio.create_task(
+                    refresh_forever(jobs, lambda: container[JobStatistics], config.health_check_interval)
+                )
+                jobs.set_model(container[AppConfig].model_version or "active")
             try:
                 yield
             finally:
+                if refresher is not None:
+                    refresher.cancel()
+                    await asyncio.gather(refresher, return_exceptions=True)
                 await monitor.stop()
         finally:
             await lifecycle.close()
@@ -50,6 +64,7 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
     all_routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/health/detailed", health_detailed, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *routes,
     ]
     if metrics is not None:
@@ -66,6 +81,7 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
     )
     app.state.container = container
     app.state.service_info = ServiceInfo(version=_version())
+    app.state.openapi = document(_version(), metrics=metrics is not None)
     app.state.metrics = metrics
     return app
 
@@ -73,10 +89,12 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
 def create_app_from_env() -> Starlette:
     """uvicorn's factory: settings from the environment, the production container."""
     from entrypoints.bootstrap import build_container  # heavy imports (torch, PyAV) only for the server
+    from entrypoints.http.api import api_routes
 
     config = AppConfig.from_env(os.environ)
     configure_logging(config.log_level, config.log_format)
-    return create_app(build_container(config))
+    container = build_container(config)
+    return create_app(container, api_routes(container))
 
 
 def _version() -> str:

@@ -20,6 +20,10 @@ from domain.errors import (
     MediaLimitExceeded,
     NotFound,
     OpusClipError,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    UnsupportedMedia,
 )
 
 log = structlog.get_logger("opusclip.http")
@@ -27,6 +31,10 @@ log = structlog.get_logger("opusclip.http")
 # Looked up along the error's MRO, so a new subclass inherits its parent's status. Add new domain errors
 # here (e.g. an auth error -> 401/403) rather than in the routes.
 STATUS_BY_ERROR: dict[type[OpusClipError], int] = {
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    RateLimited: 429,
+    UnsupportedMedia: 415,
     MediaLimitExceeded: 413,
     MediaError: 422,
     InvalidInput: 422,
@@ -83,12 +91,34 @@ async def read_json(request: Request) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {error}") from None
 
 
+def headers_for(error: OpusClipError) -> dict[str, str]:
+    """RFC 6750 challenges for auth failures, Retry-After where waiting helps."""
+    if isinstance(error, Unauthenticated):
+        return {"WWW-Authenticate": f'Bearer realm="opusclip", error="invalid_token", {_description(error)}'}
+    if isinstance(error, PermissionDenied):
+        return {
+            "WWW-Authenticate": f'Bearer realm="opusclip", error="insufficient_scope", {_description(error)}'
+        }
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(max(1, error.retry_after))}
+    if isinstance(error, DependencyUnavailable):
+        return {"Retry-After": "5"}
+    return {}
+
+
+def _description(error: OpusClipError) -> str:
+    text = error.message.replace("\\", "").replace('"', "'")
+    return f'error_description="{text}"'
+
+
 async def on_opusclip_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, OpusClipError)  # registered for OpusClipError only
     status = status_for(error)
     if status >= 500:
         log.warning("http.dependency_error", code=error.code, error=error.message)
-    return error_response(status, error.code, error.message, request_id_of(request.scope))
+    return error_response(
+        status, error.code, error.message, request_id_of(request.scope), headers=headers_for(error)
+    )
 
 
 async def on_http_exception(request: Request, error: Exception) -> Response:

@@ -7,13 +7,22 @@ renderer, so every line on stdout has one shape and carries the request id bound
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TextIO
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
+
+
+def _add_pid(_logger: object, _method: str, event: EventDict) -> EventDict:
+    # `serve --workers N` and workers on one host write to one stream: the pid tells them apart.
+    event.setdefault("pid", os.getpid())
+    return event
+
 
 _SHARED: list[Processor] = [
+    _add_pid,
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

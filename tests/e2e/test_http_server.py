@@ -6,6 +6,7 @@ healthy-server test fails loudly, with the server's health body, when they are n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,7 @@ def start_server(tmp_path: Path, workers: int = 1, **env: str) -> Server:
         "MEDIA_DIR": str(tmp_path / "media"),
         "HEALTH_CHECK_INTERVAL": "1",
         "LOG_FORMAT": "json",
+        "JWT_SECRET": "http-server-tests-" + "x" * 32,
         **env,
     }
     with log_path.open("wb") as log:
@@ -210,6 +212,13 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     try:
         for _ in range(40):  # a new connection each, so both workers get some
             httpx.get(f"{server.url}/health/detailed", headers={"Connection": "close"})
+        # The sum below means something only if both processes served some of the 40.
+        served_by = {
+            json.loads(line)["pid"]
+            for line in server.output.splitlines()
+            if '"http.request"' in line and '"/health/detailed"' in line
+        }
+        assert len(served_by) == 2, f"one process served every request: {served_by}"
         for _ in range(3):  # whichever worker answers, it reports every worker's requests
             text = httpx.get(f"{server.url}/metrics", headers={"Connection": "close"}).text
             line = next(

@@ -1,0 +1,181 @@
+"""``/v1/jobs``: submit (JSON or multipart upload), read, list, follow (server-sent events) and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+from lagom import injectable
+from lagom.integrations.starlette import StarletteIntegration
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from adapters.media.service_fetcher import validate_source_url
+from application.cancel_job import CancelJob
+from application.config import AppConfig
+from application.get_job import GetJob
+from application.list_jobs import ListJobs
+from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
+from domain.auth import RouteClass, Scope
+from domain.errors import InvalidInput, NotFound
+from entrypoints.http.errors import read_json
+from entrypoints.http.guard import Guard
+from entrypoints.http.uploads import receive_upload
+from entrypoints.http.views import UPLOAD_PREFIX, job_json, job_view_json
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+_MAX_KEY_CHARS = 255
+EVENT_POLL_SECONDS = 1.0
+
+
+@attrs.frozen
+class Submission:
+    """What a route asks SubmitJob for: the parsed body of a JSON or multipart request."""
+
+    source: str
+    options: dict[str, Any]
+    source_name: str | None = None
+    content_sha256: str | None = None
+
+
+async def submit_job(
+    request: Request,
+    guard: Guard = injectable,
+    submit: SubmitJob = injectable,
+    config: AppConfig = injectable,
+) -> Response:
+    user = await guard(request, Scope.VIDEOS_WRITE, RouteClass.SUBMIT)
+    key = _idempotency_key(request)
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        upload = await receive_upload(request, config.media_dir / "uploads", config.max_upload_bytes)
+        submission = Submission(
+            f"{UPLOAD_PREFIX}{upload.upload_id}", upload.options, upload.filename, upload.sha256
+        )
+        result: SubmitJobResult | None = None
+        try:
+            result = await _submit(submit, user.subject, submission, key)
+        finally:
+            if not _kept(result, upload.upload_id):
+                upload.path.unlink(missing_ok=True)
+    else:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidInput('the body must be a JSON object: {"url": ..., "options": {...}}')
+        unknown = set(body) - {"url", "options"}
+        if unknown:
+            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise InvalidInput("url: an http(s) URL is required")
+        options = body.get("options", {})
+        if not isinstance(options, dict):
+            raise InvalidInput("options: must be a JSON object")
+        result = await _submit(submit, user.subject, Submission(validate_source_url(url), options), key)
+    return accepted(result, request)
+
+
+async def _submit(submit: SubmitJob, owner: str, submission: Submission, key: str | None) -> SubmitJobResult:
+    return await submit(
+        SubmitJobRequest(
+            owner=owner,
+            source=submission.source,
+            options=submission.options,
+            idempotency_key=key,
+            source_name=submission.source_name,
+            content_sha256=submission.content_sha256,
+        )
+    )
+
+
+def _kept(result: SubmitJobResult | None, upload_id: str) -> bool:
+    """An upload stays only when the job that was made (or found) reads it."""
+    return result is not None and result.job.source == f"{UPLOAD_PREFIX}{upload_id}"
+
+
+def accepted(result: SubmitJobResult, request: Request) -> JSONResponse:
+    location = str(request.url_for("get_job", job_id=result.job.id))
+    status = 202 if result.created else 200
+    return JSONResponse(job_json(result.job, request), status_code=status, headers={"Location": location})
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > _MAX_KEY_CHARS or not key.isprintable():
+        raise InvalidInput(f"Idempotency-Key must be 1-{_MAX_KEY_CHARS} printable characters")
+    return key
+
+
+async def get_job(request: Request, guard: Guard = injectable, get: GetJob = injectable) -> Response:
+    user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
+    view = await get(user.subject, request.path_params["job_id"])
+    return JSONResponse(job_view_json(view, request))
+
+
+async def list_jobs(request: Request, guard: Guard = injectable, jobs: ListJobs = injectable) -> Response:
+    user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
+    limit_text = request.query_params.get("limit", "20")
+    if not limit_text.isdigit():
+        raise InvalidInput("limit must be a whole number between 1 and 100")
+    page = await jobs(user.subject, int(limit_text), request.query_params.get("cursor") or None)
+    body: dict[str, Any] = {
+        "jobs": [job_json(job, request) for job in page.jobs],
+        "next_cursor": page.next_cursor,
+    }
+    if page.next_cursor:
+        body["links"] = {"next": str(request.url.include_query_params(cursor=page.next_cursor))}
+    return JSONResponse(body)
+
+
+async def cancel_job(request: Request, guard: Guard = injectable, cancel: CancelJob = injectable) -> Response:
+    user = await guard(request, Scope.VIDEOS_WRITE, RouteClass.READ)
+    job = await cancel(user.subject, request.path_params["job_id"])
+    # 200: it ended now; 202: it stops at its next stage boundary.
+    return JSONResponse(job_json(job, request), status_code=200 if job.status.finished else 202)
+
+
+async def job_events(request: Request, guard: Guard = injectable, get: GetJob = injectable) -> Response:
+    """Server-sent events: one ``progress`` event per change of status, stage or progress, then ``end``."""
+    user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
+    job_id = request.path_params["job_id"]
+    first = await get(user.subject, job_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        view, last = first, None
+        while True:
+            body = job_view_json(view, request)
+            state = (body["status"], body["stage"], body["progress"])
+            if state != last:
+                last = state
+                yield {"event": "progress", "data": _dumps(body)}
+            if view.job.status.finished:
+                yield {"event": "end", "data": _dumps(body)}
+                return
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            try:
+                view = await get(user.subject, job_id)
+            except NotFound:
+                return
+
+    return EventSourceResponse(events(), ping=15)
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def job_routes(deps: StarletteIntegration) -> list[BaseRoute]:
+    return [
+        deps.route("/v1/jobs", submit_job, methods=["POST"], name="submit_job"),
+        deps.route("/v1/jobs", list_jobs, methods=["GET"], name="list_jobs"),
+        deps.route("/v1/jobs/{job_id}", get_job, methods=["GET"], name="get_job"),
+        deps.route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"], name="cancel_job"),
+        deps.route("/v1/jobs/{job_id}/events", job_events, methods=["GET"], name="job_events"),
+    ]

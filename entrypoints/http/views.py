@@ -1,0 +1,79 @@
+"""The JSON shapes of the API's resources (they are also the OpenAPI schema's components)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from application.get_job import JobView
+from domain.jobs import Feedback, Job, JobStatus, StoredClip
+
+UPLOAD_PREFIX = "upload:"
+
+
+def job_json(job: Job, request: Request, clips: tuple[StoredClip, ...] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status.value,
+        "stage": job.stage,
+        "progress": round(job.progress, 4),
+        "error": None if job.error_code is None else {"code": job.error_code, "message": job.error},
+        "source": _source(job),
+        "options": job.options,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "created_at": _time(job.created_at),
+        "updated_at": _time(job.updated_at),
+        "started_at": _time(job.started_at),
+        "finished_at": _time(job.finished_at),
+        "model_version": job.details.get("model_version"),
+        "cache_hits": job.details.get("cache_hits", []),
+        "links": {"self": str(request.url_for("get_job", job_id=job.id))},
+    }
+    if clips is not None and job.status is JobStatus.SUCCEEDED:
+        body["clips"] = [clip_json(clip, request) for clip in clips]
+    return body
+
+
+def job_view_json(view: JobView, request: Request) -> dict[str, Any]:
+    return job_json(view.job, request, view.clips)
+
+
+def clip_json(clip: StoredClip, request: Request) -> dict[str, Any]:
+    links = {
+        "self": str(request.url_for("get_clip", clip_id=clip.id)),
+        "media": str(request.url_for("clip_media", clip_id=clip.id)),
+        "feedback": str(request.url_for("rate_clip", clip_id=clip.id)),
+    }
+    for fmt in sorted(clip.captions):
+        links[f"captions_{fmt}"] = str(request.url_for(f"clip_captions_{fmt}", clip_id=clip.id))
+    return {
+        "id": clip.id,
+        "job_id": clip.job_id,
+        "rank": clip.rank,
+        "start": round(clip.start, 3),
+        "end": round(clip.end, 3),
+        "duration": round(clip.end - clip.start, 3),
+        "score": round(clip.score, 4),
+        "title": clip.title,
+        "transcript": clip.transcript,
+        "model_version": clip.model_version,
+        "created_at": _time(clip.created_at),
+        "links": links,
+    }
+
+
+def feedback_json(item: Feedback) -> dict[str, Any]:
+    return {"clip_id": item.clip_id, "rating": item.rating, "rated_at": _time(item.created_at)}
+
+
+def _source(job: Job) -> dict[str, Any]:
+    if job.source.startswith(UPLOAD_PREFIX):
+        return {"kind": "upload", "filename": job.source_name}
+    return {"kind": "url", "url": job.source}
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
