@@ -88,6 +88,10 @@ class Unauthenticated(OpusClipError):
     code = "unauthenticated"
 
 
+class CredentialsMissing(Unauthenticated):
+    """No credentials at all (rather than bad ones): RFC 6750's challenge then carries no error code."""
+
+
 class PermissionDenied(OpusClipError):
     """Valid credentials without the scope the operation needs."""
 

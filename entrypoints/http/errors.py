@@ -14,6 +14,7 @@ from starlette.types import Scope
 
 from domain.errors import (
     Conflict,
+    CredentialsMissing,
     DependencyUnavailable,
     InvalidInput,
     MediaError,
@@ -83,8 +84,26 @@ def status_for(error: OpusClipError) -> int:
     return 400
 
 
+def body_kind(request: Request, *, multipart: bool = False) -> str:
+    """``json`` or ``multipart``: what the route accepts, judged by Content-Type before the body is read.
+
+    No Content-Type is taken as JSON; anything else the route does not take is a 415."""
+    content_type = request.headers.get("content-type", "")
+    media_type, _, params = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type in ("", "application/json") or media_type.endswith("+json"):
+        return "json"
+    if multipart and media_type == "multipart/form-data":
+        if "boundary=" not in params.lower():
+            raise HTTPException(415, "multipart/form-data needs a boundary parameter")
+        return "multipart"
+    accepted = "application/json" + (" or multipart/form-data" if multipart else "")
+    raise HTTPException(415, f"send {accepted}, not {media_type}")
+
+
 async def read_json(request: Request) -> Any:
     """The request body as JSON; malformed JSON is the client's mistake (422), not a crash (500)."""
+    body_kind(request)
     try:
         return json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -93,12 +112,12 @@ async def read_json(request: Request) -> Any:
 
 def headers_for(error: OpusClipError) -> dict[str, str]:
     """RFC 6750 challenges for auth failures, Retry-After where waiting helps."""
+    if isinstance(error, CredentialsMissing):
+        return {"WWW-Authenticate": 'Bearer realm="opusclip"'}
     if isinstance(error, Unauthenticated):
-        return {"WWW-Authenticate": f'Bearer realm="opusclip", error="invalid_token", {_description(error)}'}
+        return {"WWW-Authenticate": _challenge("invalid_token", error)}
     if isinstance(error, PermissionDenied):
-        return {
-            "WWW-Authenticate": f'Bearer realm="opusclip", error="insufficient_scope", {_description(error)}'
-        }
+        return {"WWW-Authenticate": _challenge("insufficient_scope", error)}
     if isinstance(error, RateLimited):
         return {"Retry-After": str(max(1, error.retry_after))}
     if isinstance(error, DependencyUnavailable):
@@ -106,9 +125,10 @@ def headers_for(error: OpusClipError) -> dict[str, str]:
     return {}
 
 
-def _description(error: OpusClipError) -> str:
-    text = error.message.replace("\\", "").replace('"', "'")
-    return f'error_description="{text}"'
+def _challenge(kind: str, error: OpusClipError) -> str:
+    # A header is ASCII: a quote or backslash would end the quoted string early.
+    text = error.message.encode("ascii", "replace").decode().replace("\\", "").replace('"', "'")
+    return f'Bearer realm="opusclip", error="{kind}", error_description="{text}"'
 
 
 async def on_opusclip_error(request: Request, error: Exception) -> Response:

@@ -7,7 +7,7 @@ import structlog
 from starlette.requests import Request
 
 from domain.auth import Principal, RouteClass, Scope
-from domain.errors import DependencyUnavailable, PermissionDenied, RateLimited, Unauthenticated
+from domain.errors import CredentialsMissing, DependencyUnavailable, PermissionDenied, RateLimited
 from domain.ports import RateLimiter, TokenAuthority
 
 log = structlog.get_logger("opusclip.http")
@@ -45,5 +45,5 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+        raise CredentialsMissing("a bearer token is required (Authorization: Bearer <token>)")
     return token.strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from application.list_jobs import ListJobs
 from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, NotFound
-from entrypoints.http.errors import read_json
+from entrypoints.http.errors import body_kind, read_json
 from entrypoints.http.guard import Guard
 from entrypoints.http.uploads import receive_upload
 from entrypoints.http.views import UPLOAD_PREFIX, job_json, job_view_json
@@ -31,6 +32,8 @@ from entrypoints.http.views import UPLOAD_PREFIX, job_json, job_view_json
 IDEMPOTENCY_HEADER = "idempotency-key"
 _MAX_KEY_CHARS = 255
 EVENT_POLL_SECONDS = 1.0
+EVENT_STREAM_SECONDS = 300.0
+RECONNECT_MILLISECONDS = 2000
 
 
 @attrs.frozen
@@ -51,7 +54,7 @@ async def submit_job(
 ) -> Response:
     user = await guard(request, Scope.VIDEOS_WRITE, RouteClass.SUBMIT)
     key = _idempotency_key(request)
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    if body_kind(request, multipart=True) == "multipart":
         upload = await receive_upload(request, config.media_dir / "uploads", config.max_upload_bytes)
         submission = Submission(
             f"{UPLOAD_PREFIX}{upload.upload_id}", upload.options, upload.filename, upload.sha256
@@ -75,7 +78,8 @@ async def submit_job(
         options = body.get("options", {})
         if not isinstance(options, dict):
             raise InvalidInput("options: must be a JSON object")
-        result = await _submit(submit, user.subject, Submission(validate_source_url(url), options), key)
+        source = validate_source_url(url, config.fetch_allowed_networks)
+        result = await _submit(submit, user.subject, Submission(source, options), key)
     return accepted(result, request)
 
 
@@ -98,9 +102,9 @@ def _kept(result: SubmitJobResult | None, upload_id: str) -> bool:
 
 
 def accepted(result: SubmitJobResult, request: Request) -> JSONResponse:
-    location = str(request.url_for("get_job", job_id=result.job.id))
+    body = job_json(result.job, request)
     status = 202 if result.created else 200
-    return JSONResponse(job_json(result.job, request), status_code=status, headers={"Location": location})
+    return JSONResponse(body, status_code=status, headers={"Location": body["links"]["self"]})
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -142,19 +146,26 @@ async def cancel_job(request: Request, guard: Guard = injectable, cancel: Cancel
 
 
 async def job_events(request: Request, guard: Guard = injectable, get: GetJob = injectable) -> Response:
-    """Server-sent events: one ``progress`` event per change of status, stage or progress, then ``end``."""
+    """Server-sent events: one ``progress`` event per change of status, stage or progress, then ``end``.
+
+    A stream lasts at most EVENT_STREAM_SECONDS (proxies drop idle-looking long connections anyway); the
+    first event carries ``retry``, so an EventSource reconnects and goes on where it left off."""
     user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
     job_id = request.path_params["job_id"]
     first = await get(user.subject, job_id)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         view, last = first, None
-        while True:
+        deadline = time.monotonic() + EVENT_STREAM_SECONDS
+        while time.monotonic() < deadline:
             body = job_view_json(view, request)
             state = (body["status"], body["stage"], body["progress"])
             if state != last:
+                event: dict[str, Any] = {"event": "progress", "data": _dumps(body)}
+                if last is None:
+                    event["retry"] = RECONNECT_MILLISECONDS
                 last = state
-                yield {"event": "progress", "data": _dumps(body)}
+                yield event
             if view.job.status.finished:
                 yield {"event": "end", "data": _dumps(body)}
                 return

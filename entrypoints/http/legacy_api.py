@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adapters.media.service_fetcher import validate_source_url
+from application.config import AppConfig
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, SourceRejected
@@ -23,7 +24,10 @@ MAX_LENGTH_RANGE = (1, 500)
 
 
 async def video_process(
-    request: Request, guard: Guard = injectable, submit: SubmitJob = injectable
+    request: Request,
+    guard: Guard = injectable,
+    submit: SubmitJob = injectable,
+    config: AppConfig = injectable,
 ) -> Response:
     """``{"video_url", "processing_type", "max_length"}`` → the same job ``POST /v1/jobs`` makes."""
     user = await guard(request, Scope.VIDEOS_WRITE, RouteClass.SUBMIT)
@@ -39,7 +43,7 @@ async def video_process(
     if not isinstance(url, str):
         raise InvalidInput("video_url: an http(s) URL is required")
     try:
-        url = validate_source_url(url)
+        url = validate_source_url(url, config.fetch_allowed_networks)
     except SourceRejected as error:
         raise InvalidInput(f"video_url: {error.message}") from None
     kind = body.get("processing_type", "clips")

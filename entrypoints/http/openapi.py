@@ -24,7 +24,7 @@ _ERROR_STATUSES = {
     404: "No such resource (or it belongs to another user)",
     409: "Conflicts with the resource's state or an earlier request",
     413: "Upload over MAX_UPLOAD_BYTES",
-    415: "Not an audio or video file",
+    415: "Not an audio or video file, or a Content-Type the route does not take",
     422: "Invalid input; the message names the field",
     429: "Rate limit exceeded; see Retry-After",
     503: "A dependency is unavailable; see Retry-After",
@@ -81,7 +81,19 @@ _OPTIONS = {
         "max_seconds": {"type": "number", "minimum": 1, "maximum": 600, "default": 60},
         "max_clips": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
         "aspect": {"type": "string", "enum": [a.value for a in Aspect], "default": "source"},
+        "captions": {
+            "description": "caption files to write: true (all formats), false (none) or a list of formats",
+            "oneOf": [
+                {"type": "boolean"},
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": sorted(CAPTION_FORMATS)},
+                    "uniqueItems": True,
+                },
+            ],
+        },
         "caption_formats": {
+            "description": "the same as a list of formats (give one or the other)",
             "type": "array",
             "items": {"type": "string", "enum": sorted(CAPTION_FORMATS)},
             "uniqueItems": True,
@@ -212,6 +224,14 @@ _SCHEMAS: dict[str, Any] = {
             "max_length": {"type": "number", "minimum": 1, "maximum": 500, "default": 60},
         },
     },
+    "JobEvent": {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": ["progress", "end"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    },
     "Health": {
         "type": "object",
         "required": ["status"],
@@ -296,8 +316,8 @@ _PATHS: dict[str, Any] = {
             Scope.VIDEOS_READ,
             {
                 "200": {
-                    "description": "`progress` events with the job as data, then `end`",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "description": "`progress` events with the job (as JSON) for data, then `end`",
+                    "content": {"text/event-stream": {"schema": _ref("JobEvent")}},
                 },
                 **_errors(404),
             },
@@ -365,7 +385,10 @@ _PATHS: dict[str, Any] = {
             "rateClip",
             "Rate a clip: 1 (thumbs up) or -1 (thumbs down); rating again replaces the rating",
             Scope.VIDEOS_READ,
-            {"200": {"description": "The rating", "content": _json(_ref("Feedback"))}, **_errors(404, 422)},
+            {
+                "200": {"description": "The rating", "content": _json(_ref("Feedback"))},
+                **_errors(404, 415, 422),
+            },
             parameters=[_CLIP_ID],
             body={"required": True, "content": _json(_ref("FeedbackRequest"))},
         )
@@ -375,7 +398,7 @@ _PATHS: dict[str, Any] = {
             "processVideo",
             "The original design's route: the same job as POST /v1/jobs",
             Scope.VIDEOS_WRITE,
-            {**_CREATED, **_errors(422, 503)},
+            {**_CREATED, **_errors(415, 422, 503)},
             body={"required": True, "content": _json(_ref("LegacyProcessRequest"))},
         )
     },

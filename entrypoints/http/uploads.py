@@ -85,10 +85,10 @@ async def receive_upload(request: Request, uploads_dir: Path, max_bytes: int) ->
     await asyncio.to_thread(uploads_dir.mkdir, parents=True, exist_ok=True)
     target = _FileTarget(uploads_dir / upload_id, max_bytes)
     options = ValueTarget(validator=MaxSizeValidator(_MAX_OPTIONS_BYTES))
-    parser = StreamingFormDataParser(headers=request.headers)
-    parser.register("file", target)
-    parser.register("options", options)
     try:
+        parser = StreamingFormDataParser(headers=request.headers)
+        parser.register("file", target)
+        parser.register("options", options)
         async for chunk in request.stream():
             parser.data_received(chunk)
         if not target._started or target.size == 0:
