@@ -16,7 +16,7 @@ class GetClip:
     uow: UnitOfWorkFactory
 
     async def __call__(self, owner: str, clip_id: str) -> StoredClip:
-        async with self.uow() as uow:
+        async with self.uow(read_only=True) as uow:
             clip = await uow.clips.get(clip_id)
             job = None if clip is None else await uow.jobs.get(clip.job_id)
         if clip is None or job is None or job.owner != owner:

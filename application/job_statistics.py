@@ -18,7 +18,7 @@ class JobStatistics:
     uow: UnitOfWorkFactory
 
     async def __call__(self) -> QueueSnapshot:
-        async with self.uow() as uow:
+        async with self.uow(read_only=True) as uow:
             counts = await uow.jobs.counts(await uow.now())
             depth = await uow.queue.depth()
         return QueueSnapshot(counts, depth)

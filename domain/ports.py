@@ -227,7 +227,10 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A fresh unit of work. ``read_only`` ones cannot commit; a store may serve them without opening a
+        transaction (one round trip per query, which the busiest read routes want)."""
+        ...
 
 
 class DependencyProbe(Protocol):

@@ -20,7 +20,7 @@ import functools
 from pathlib import Path
 
 from lagom import Container, Singleton
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.disk.cache import DiskCache
 from adapters.media.analyzer import PyAVMediaAnalyzer
@@ -77,7 +77,7 @@ def build_container(config: AppConfig) -> Container:
     """The API: storage, cache, health, tokens and rate limits. It never decodes media nor fetches URLs."""
     container = _base(config)
     lifecycle = container[Lifecycle]
-    _add_storage(container, lifecycle, config)
+    _add_storage(container, lifecycle, config, api=True)
     container[TokenAuthority] = Singleton(lambda: build_token_authority(config))
     if config.rate_limit_enabled:
         limiter = lifecycle.add(
@@ -98,7 +98,7 @@ def build_worker_container(config: AppConfig) -> Container:
     adapters; every media call runs in a child process with a memory limit and a deadline."""
     container = _base(config)
     lifecycle = container[Lifecycle]
-    _add_storage(container, lifecycle, config)
+    _add_storage(container, lifecycle, config, api=False)
     http = lifecycle.add(
         "http", lambda: create_fetch_client(config.request_timeout), lambda client: client.aclose()
     )
@@ -194,32 +194,44 @@ def _media_limits(config: AppConfig) -> MediaLimits:
     return MediaLimits(max_seconds=config.max_video_seconds, max_pixels=config.max_video_pixels)
 
 
-def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig, *, api: bool) -> None:
     """Postgres (the unit of work, with the job queue's SQL side), the Redis cache, the health probes and
-    how attempts hold and retry jobs."""
+    how attempts hold and retry jobs.
+
+    The API reads through a second pool in autocommit mode (one round trip per query on its busiest routes)
+    and skips the pre-ping: after a database restart one request per process gets a 503 while the pool is
+    renewed, instead of every request paying a round trip. A worker writes far less often and pings first.
+    """
     container[JobRunPolicy] = _service_policy(config)
-    engine: Resource[AsyncEngine] = lifecycle.add(
-        "postgres",
-        lambda: create_engine(
-            config.database_url,
-            pool_size=config.database_pool_size,
-            max_overflow=config.database_max_overflow,
-            connect_timeout=config.database_connect_timeout,
-            command_timeout=config.database_command_timeout,
-            pool_timeout=config.database_pool_timeout,
-        ),
-        lambda e: e.dispose(),
-    )
+
+    def engine(name: str, *, autocommit: bool = False) -> Resource[AsyncEngine]:
+        return lifecycle.add(
+            name,
+            lambda: create_engine(
+                config.database_url,
+                pool_size=config.database_pool_size,
+                max_overflow=config.database_max_overflow,
+                connect_timeout=config.database_connect_timeout,
+                command_timeout=config.database_command_timeout,
+                pool_timeout=config.database_pool_timeout,
+                pre_ping=not api,
+                autocommit=autocommit,
+            ),
+            lambda e: e.dispose(),
+        )
+
+    writes = engine("postgres")
+    reads = engine("postgres-reads", autocommit=True) if api else None
     redis = lifecycle.add("redis", lambda: create_redis_client(config.redis_url), lambda r: r.aclose())
     container[UnitOfWorkFactory] = Singleton(
-        lambda: PostgresUnitOfWorkFactory(async_sessionmaker(engine.get(), expire_on_commit=False))
+        lambda: PostgresUnitOfWorkFactory(writes.get(), reads.get() if reads else None)
     )
     if config.cache_enabled:
         container[Cache] = Singleton(lambda: RedisCache(redis.get(), default_ttl=config.cache_ttl_seconds))
     else:
         container[Cache] = NullCache()
     container[DependencyProbes] = Singleton(
-        lambda: DependencyProbes((PostgresProbe(engine.get()), RedisProbe(redis.get())))
+        lambda: DependencyProbes((PostgresProbe(writes.get()), RedisProbe(redis.get())))
     )
     container[HealthMonitor] = Singleton(
         lambda c: HealthMonitor(c[CheckHealth], interval=config.health_check_interval)

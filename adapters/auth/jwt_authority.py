@@ -36,6 +36,10 @@ _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+# Verified tokens kept in memory (a few hundred bytes each); the table starts over when full.
+_REMEMBERED_TOKENS = 4096
+
+
 @attrs.define(kw_only=True)
 class JwtTokenAuthority:
     """Signs with ``secret`` (HS*) or the PEM ``private_key`` (RS256); verifies with ``secret`` or the PEM
@@ -52,6 +56,7 @@ class JwtTokenAuthority:
     private_key: str | None = attrs.field(default=None, repr=False)
     _signing_key: bytes | RSAPrivateKey | None = attrs.field(init=False, default=None, repr=False)
     _verifying_key: bytes | RSAPublicKey = attrs.field(init=False, default=b"", repr=False)
+    _verified: dict[str, tuple[Principal, float]] = attrs.field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.ttl_seconds < 1 or self.leeway_seconds < 0:
@@ -88,6 +93,18 @@ class JwtTokenAuthority:
         return jwt.encode(claims, self._signing_key, algorithm=self.algorithm)
 
     def verify(self, token: str) -> Principal:
+        # A client sends the same token with every request: a verified one is remembered until it expires,
+        # so the signature and claims are checked once per token, not once per request.
+        remembered = self._verified.get(token)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
+        principal, expires = self._decode(token)
+        if len(self._verified) >= _REMEMBERED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -102,7 +119,7 @@ class JwtTokenAuthority:
             raise Unauthenticated(_reason(error)) from None
         except Exception:  # hostile input must read as 401 whatever PyJWT trips on, never as a 500
             raise Unauthenticated("malformed token") from None
-        return _principal(claims)
+        return _principal(claims), float(claims["exp"]) + self.leeway_seconds
 
 
 def _reason(error: jwt.PyJWTError) -> str:

@@ -296,6 +296,7 @@ class MemoryUnitOfWork:
     """Stages writes; ``commit`` applies them to the shared store, leaving the block drops the rest."""
 
     store: MemoryStore
+    read_only: bool = False
     # Tests of use cases read this to tell "committed" from "rolled back".
     committed: bool = attrs.field(init=False, default=False)
     videos: VideoRepository = attrs.field(init=False)
@@ -342,6 +343,8 @@ class MemoryUnitOfWork:
         await self.rollback()
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         for table in self._tables:
             table.apply()
         self.committed = True
@@ -357,5 +360,5 @@ class MemoryUnitOfWorkFactory:
 
     store: MemoryStore = attrs.field(factory=MemoryStore)
 
-    def __call__(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self.store)
+    def __call__(self, *, read_only: bool = False) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.store, read_only=read_only)

@@ -41,6 +41,8 @@ def create_engine(
     connect_timeout: float = 3.0,
     command_timeout: float = 30.0,
     pool_timeout: float = 5.0,
+    pre_ping: bool = True,
+    autocommit: bool = False,
 ) -> AsyncEngine:
     """An engine whose every wait is bounded: connecting, checking out of the pool, and each statement.
 
@@ -53,9 +55,12 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        # A connection dropped by a database restart or failover is replaced instead of failing a request.
-        pool_pre_ping=True,
+        # With pre-ping a connection dropped by a restart is replaced before use, at one round trip per
+        # checkout; without it, the first use of a dropped connection fails (the unit of work reports it as
+        # DependencyUnavailable) and SQLAlchemy replaces the pool's stale connections.
+        pool_pre_ping=pre_ping,
         connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     where = f"{target.host or 'localhost'}:{target.port or 5432}/{target.database or ''}"
 

@@ -1,4 +1,5 @@
-"""Repositories over one AsyncSession: rows <-> domain entities (see mapping.py). They never commit.
+"""Repositories over one AsyncConnection (SQLAlchemy Core): rows <-> domain entities (see mapping.py). They
+never commit.
 
 Inserts use ``ON CONFLICT DO NOTHING`` and report a clash as ``Conflict``: a unique violation would abort
 the whole transaction, while this leaves the unit of work usable for the caller's next step. A reference
@@ -15,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres import mapping
 from adapters.postgres.tables import clips, feedback, jobs, model_versions, training_runs, videos
@@ -41,7 +42,7 @@ def _references(what: str) -> Iterator[None]:
         raise
 
 
-async def _insert(session: AsyncSession, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
+async def _insert(session: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
     statement = upsert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
     with _references(what):
         inserted = (await session.execute(statement)).first()
@@ -49,7 +50,7 @@ async def _insert(session: AsyncSession, table: sa.Table, values: Mapping[str, A
         raise Conflict(f"{what} conflicts with an existing one")
 
 
-async def _update(session: AsyncSession, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
+async def _update(session: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
     statement = sa.update(table).where(table.c.id == values["id"]).values(**values).returning(table.c.id)
     with _references(f"{what} {values['id']}"):
         updated = (await session.execute(statement)).first()
@@ -57,16 +58,16 @@ async def _update(session: AsyncSession, table: sa.Table, values: Mapping[str, A
         raise NotFound(f"{what} {values['id']} does not exist")
 
 
-async def _one(session: AsyncSession, statement: sa.Select[Any]) -> sa.Row[Any] | None:
+async def _one(session: AsyncConnection, statement: sa.Select[Any]) -> sa.Row[Any] | None:
     return (await session.execute(statement)).first()
 
 
-async def _all(session: AsyncSession, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+async def _all(session: AsyncConnection, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
     return (await session.execute(statement)).all()
 
 
 class PostgresVideoRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add(self, video: Video) -> None:
@@ -83,7 +84,7 @@ class PostgresVideoRepository:
 
 
 class PostgresJobRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add(self, job: Job) -> None:
@@ -152,7 +153,7 @@ class PostgresJobRepository:
 
 
 class PostgresClipRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add_many(self, stored: Sequence[StoredClip]) -> None:
@@ -170,7 +171,7 @@ class PostgresClipRepository:
 
 
 class PostgresFeedbackRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add(self, item: Feedback) -> None:
@@ -201,7 +202,7 @@ class PostgresFeedbackRepository:
 
 
 class PostgresModelVersionRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add(self, version: ModelVersion) -> None:
@@ -236,7 +237,7 @@ class PostgresModelVersionRepository:
 
 
 class PostgresTrainingRunRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def add(self, run: TrainingRun) -> None:

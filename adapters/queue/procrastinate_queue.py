@@ -1,7 +1,7 @@
 """The JobQueue port on procrastinate, written through the unit of work's own session.
 
 procrastinate defers a job by calling its versioned SQL function ``procrastinate_defer_jobs_v1``; calling
-that function here, on the session that also writes the job row, puts both in one transaction: a job row
+that function here, on the connection that also writes the job row, puts both in one transaction: a job row
 is never committed without its queue entry, nor an entry without its row. The worker side
 (entrypoints/worker.py) runs procrastinate's own worker over the same tables.
 """
@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The names procrastinate knows our work by; the worker registers its tasks under the same ones.
 JOBS_QUEUE = "opusclip-jobs"
@@ -39,7 +39,7 @@ _DEPTH = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :qu
 
 
 class ProcrastinateJobQueue:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:

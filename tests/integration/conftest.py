@@ -14,7 +14,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.engine import asyncpg_url, create_engine
 from adapters.postgres.migrate import upgrade
@@ -84,7 +84,7 @@ async def postgres_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngi
 
 @pytest.fixture
 def uow_factory(postgres_engine: AsyncEngine) -> PostgresUnitOfWorkFactory:
-    return PostgresUnitOfWorkFactory(async_sessionmaker(postgres_engine, expire_on_commit=False))
+    return PostgresUnitOfWorkFactory(postgres_engine)
 
 
 def _from_env(variable: str) -> str:

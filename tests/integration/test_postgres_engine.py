@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.engine import asyncpg_url, create_engine
 from adapters.postgres.probe import PostgresProbe
+from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from domain.errors import DependencyUnavailable
 from domain.ports import DependencyProbe
 
@@ -123,3 +124,26 @@ async def test_probe_gives_up_on_a_silent_server_after_its_own_timeout(silent_se
                 await PostgresProbe(engine, timeout=0.3).check()
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_a_dropped_connection_is_dependency_unavailable_then_replaced(
+    migrated_database_url: str, read_only: bool
+) -> None:
+    # One pooled connection and no pre-ping (the API's settings): kill it as a database restart would.
+    engine = create_engine(migrated_database_url, pool_size=1, max_overflow=0, pre_ping=False)
+    uow = PostgresUnitOfWorkFactory(engine)
+    killer = create_engine(migrated_database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            backend = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        async with killer.connect() as connection:
+            await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        with pytest.raises(DependencyUnavailable):
+            async with uow(read_only=read_only) as tx:
+                await tx.jobs.get("after the restart")
+        async with uow(read_only=read_only) as tx:  # the pool replaced the dead connection
+            assert await tx.jobs.get("after the restart") is None
+    finally:
+        await engine.dispose()
+        await killer.dispose()

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
@@ -38,7 +38,7 @@ def uow(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
     if request.param == "memory":
         return MemoryUnitOfWorkFactory()
     engine: AsyncEngine = request.getfixturevalue("postgres_engine")
-    return PostgresUnitOfWorkFactory(async_sessionmaker(engine, expire_on_commit=False))
+    return PostgresUnitOfWorkFactory(engine)
 
 
 def _video(**changes: Any) -> Video:
@@ -449,7 +449,7 @@ async def test_uncommitted_writes_are_invisible_to_a_concurrent_unit_of_work(uow
 
 
 async def test_concurrent_activations_take_turns_and_leave_one_active(postgres_engine: AsyncEngine) -> None:
-    uow = PostgresUnitOfWorkFactory(async_sessionmaker(postgres_engine, expire_on_commit=False))
+    uow = PostgresUnitOfWorkFactory(postgres_engine)
     current, first, second = (
         ModelVersion(id=new_id(), version=f"v-{new_id()}", artifact_path="/m") for _ in range(3)
     )

@@ -223,3 +223,33 @@ def test_rs256_with_mismatched_or_missing_keys_is_refused(rsa_pems: tuple[str, s
 def test_unknown_scopes_are_ignored() -> None:
     token = jwt.encode(claims(scope="videos:read videos:delete admin:everything"), SECRET, algorithm="HS256")
     assert authority().verify(token).scopes == {Scope.VIDEOS_READ}
+
+
+def test_a_remembered_token_still_expires(monkeypatch: Any) -> None:
+    verifier = authority(leeway_seconds=0)
+    token = verifier.issue("alice", frozenset({Scope.VIDEOS_READ}), ttl_seconds=60)
+    assert verifier.verify(token).subject == "alice"  # verified, and now remembered
+    real = time.time
+    monkeypatch.setattr("adapters.auth.jwt_authority.time.time", lambda: real() + 61)
+    monkeypatch.setattr("jwt.api_jwt.datetime", _Later(61))
+    assert refused(token, verifier) == "token expired"
+
+
+def test_a_remembered_token_is_not_another_token() -> None:
+    verifier = authority()
+    good = verifier.issue("alice", frozenset({Scope.VIDEOS_READ}))
+    verifier.verify(good)
+    tampered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    assert refused(tampered, verifier) in {"bad signature", "malformed token"}
+
+
+class _Later:
+    """Stands in for datetime inside PyJWT so its notion of now moves forward."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def now(self, tz: Any = None) -> Any:
+        import datetime as dt
+
+        return dt.datetime.now(tz) + dt.timedelta(seconds=self.seconds)
