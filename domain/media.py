@@ -173,7 +173,7 @@ class ClipOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClipOptions:
         """Options from untrusted input: unknown keys and wrong types are InvalidOptions, never a crash."""
-        allowed = {field.name for field in attrs.fields(cls)}
+        allowed = {field.name for field in attrs.fields(cls)} | {"captions"}
         unknown = set(data) - allowed
         if unknown:
             raise InvalidOptions(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -188,14 +188,26 @@ class ClipOptions:
                 values["max_clips"] = data["max_clips"]
             if "aspect" in data:
                 values["aspect"] = _aspect(data["aspect"])
+            if "captions" in data and "caption_formats" in data:
+                raise InvalidOptions("give captions or caption_formats, not both")
             if "caption_formats" in data:
-                formats = data["caption_formats"]
-                if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
-                    raise InvalidOptions("caption_formats must be a list of strings")
-                values["caption_formats"] = frozenset(formats)
+                values["caption_formats"] = _formats(data["caption_formats"], "caption_formats")
+            if "captions" in data:
+                # The API's spelling: true (both formats), false (none) or a list of formats.
+                captions = data["captions"]
+                both = CAPTION_FORMATS if captions is True else frozenset()
+                values["caption_formats"] = (
+                    both if isinstance(captions, bool) else _formats(captions, "captions")
+                )
         except (TypeError, ValueError) as error:
             raise InvalidOptions(f"invalid options: {error}") from None
         return cls(**values)
+
+
+def _formats(value: Any, name: str) -> frozenset[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(f, str) for f in value):
+        raise InvalidOptions(f'{name} must be a list of strings such as ["srt", "vtt"]')
+    return frozenset(value)
 
 
 def _number(value: Any, name: str) -> float:
