@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
 
+from adapters.media.address_guard import AddressGuard
 from adapters.media.url_fetcher import checked_url
 from domain.errors import MediaError, SourceRejected
 from domain.ports import FetchedMedia, MediaFetcher
@@ -22,10 +25,17 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _BLOCK = 1 << 20
 
 
-def validate_source_url(url: str) -> str:
-    """The URL a job will fetch, normalised; SourceRejected for one it never could (checked when the job is
-    submitted, on syntax alone: addresses are vetted when the worker connects)."""
-    return str(checked_url(url))
+def validate_source_url(url: str, allowed_networks: Iterable[str] = ()) -> str:
+    """The URL a job will fetch, normalised; SourceRejected for one it never could. Checked when the job is
+    submitted, without a DNS lookup: a literal address is judged now, a host name when the worker connects
+    (the only check that counts, since names resolve differently later)."""
+    checked = checked_url(url)
+    try:
+        literal = ipaddress.ip_address(checked.host)
+    except ValueError:
+        return str(checked)
+    AddressGuard.allowing(allowed_networks).check(checked.host, literal)
+    return str(checked)
 
 
 @attrs.frozen
