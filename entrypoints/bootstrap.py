@@ -18,41 +18,21 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lagom import Container, Singleton
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.disk.cache import DiskCache
-from adapters.media.analyzer import PyAVMediaAnalyzer
-from adapters.media.faces import HaarFaceTracker
 from adapters.media.filesystem_store import FilesystemMediaStore
-from adapters.media.isolated import (
-    IsolatedClipRenderer,
-    IsolatedMediaAnalyzer,
-    IsolatedTranscriber,
-    IsolationLimits,
-    analyzer_with_vad,
-    renderer_with_faces,
-)
-from adapters.media.isolation import Isolation
-from adapters.media.local_fetcher import LocalFileFetcher
-from adapters.media.probe import MediaLimits
-from adapters.media.renderer import PyAVClipRenderer
-from adapters.media.service_fetcher import ServiceMediaFetcher
-from adapters.media.url_fetcher import FetchLimits, HttpMediaFetcher, create_fetch_client
 from adapters.memory.cache import NullCache
 from adapters.memory.rate_limiter import UnlimitedRateLimiter
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.postgres.engine import create_engine
 from adapters.postgres.probe import PostgresProbe
-from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from adapters.postgres.unit_of_work import Gate, PostgresUnitOfWorkFactory
 from adapters.redis.cache import RedisCache, create_redis_client
 from adapters.redis.probe import RedisProbe
 from adapters.redis.rate_limiter import LimitsRateLimiter
-from adapters.speech.transcriber import PocketSphinxTranscriber
-from adapters.speech.vad import SileroVad
-from adapters.torch.model_manager import ModelManager
-from adapters.torch.video_model import TorchVideoModel
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor
 from application.config import AppConfig
 from application.job_attempt import JobRunPolicy
@@ -70,6 +50,11 @@ from domain.ports import (
 )
 from domain.retry import RetryPolicy
 from entrypoints.lifecycle import Lifecycle, Resource
+
+if TYPE_CHECKING:
+    from adapters.media.isolation import Isolation
+    from adapters.media.probe import MediaLimits
+    from adapters.torch.model_manager import ModelManager
 from entrypoints.token_command import build_token_authority
 
 
@@ -96,6 +81,21 @@ def build_container(config: AppConfig) -> Container:
 def build_worker_container(config: AppConfig) -> Container:
     """A worker: storage and cache as the API has them, URL fetching, and the media, speech and model
     adapters; every media call runs in a child process with a memory limit and a deadline."""
+    # Imported here, not at the top: the API never loads torch, PyAV or OpenCV (a quarter of a million
+    # objects that every full garbage collection of a busy API process would otherwise walk).
+    from adapters.media.isolated import (
+        IsolatedClipRenderer,
+        IsolatedMediaAnalyzer,
+        IsolatedTranscriber,
+        IsolationLimits,
+        analyzer_with_vad,
+        renderer_with_faces,
+    )
+    from adapters.media.isolation import Isolation
+    from adapters.media.service_fetcher import ServiceMediaFetcher
+    from adapters.media.url_fetcher import FetchLimits, HttpMediaFetcher, create_fetch_client
+    from adapters.speech.transcriber import PocketSphinxTranscriber
+
     container = _base(config)
     lifecycle = container[Lifecycle]
     _add_storage(container, lifecycle, config, api=False)
@@ -145,6 +145,14 @@ def build_worker_container(config: AppConfig) -> Container:
 def build_local_container(config: AppConfig, media_root: Path) -> Container:
     """The CLI: the same use cases with in-memory storage, a disk cache, media in this process, rendering
     under ``media_root``. One attempt: a person at a terminal decides whether to try again."""
+    from adapters.disk.cache import DiskCache
+    from adapters.media.analyzer import PyAVMediaAnalyzer
+    from adapters.media.faces import HaarFaceTracker
+    from adapters.media.local_fetcher import LocalFileFetcher
+    from adapters.media.renderer import PyAVClipRenderer
+    from adapters.speech.transcriber import PocketSphinxTranscriber
+    from adapters.speech.vad import SileroVad
+
     container = _base(config, media_root)
     container[JobRunPolicy] = JobRunPolicy(lease_seconds=config.job_lease_seconds, retry=RetryPolicy(1))
     lifecycle = container[Lifecycle]
@@ -191,6 +199,8 @@ def _service_policy(config: AppConfig) -> JobRunPolicy:
 
 
 def _media_limits(config: AppConfig) -> MediaLimits:
+    from adapters.media.probe import MediaLimits
+
     return MediaLimits(max_seconds=config.max_video_seconds, max_pixels=config.max_video_pixels)
 
 
@@ -223,8 +233,15 @@ def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig, 
     writes = engine("postgres")
     reads = engine("postgres-reads", autocommit=True) if api else None
     redis = lifecycle.add("redis", lambda: create_redis_client(config.redis_url), lambda r: r.aclose())
+
+    def gate() -> Gate:
+        slots = config.database_pool_size + config.database_max_overflow
+        return Gate(slots=slots, timeout=config.database_pool_timeout)
+
     container[UnitOfWorkFactory] = Singleton(
-        lambda: PostgresUnitOfWorkFactory(writes.get(), reads.get() if reads else None)
+        lambda: PostgresUnitOfWorkFactory(
+            writes.get(), reads.get() if reads else None, gate=gate(), read_gate=gate()
+        )
     )
     if config.cache_enabled:
         container[Cache] = Singleton(lambda: RedisCache(redis.get(), default_ttl=config.cache_ttl_seconds))
@@ -239,6 +256,9 @@ def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig, 
 
 
 def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+    from adapters.torch.model_manager import ModelManager
+    from adapters.torch.video_model import TorchVideoModel
+
     async def open_models() -> ModelManager:
         manager = ModelManager(
             config.model_cache_dir, device=config.device, mixed_precision=config.mixed_precision

@@ -58,6 +58,7 @@ from domain.errors import (
 from domain.ports import VideoModel
 from entrypoints.bootstrap import build_worker_container
 from entrypoints.console import fail
+from entrypoints.http.app import settle_heap
 from entrypoints.http.health import ServiceInfo, health_detailed
 from entrypoints.http.logging import configure_logging
 from entrypoints.job_metrics import JobMetrics, refresh_forever
@@ -133,6 +134,7 @@ class WorkerProcess:
             )
             self._register(app, container)
             side.append(asyncio.create_task(self._sweep_forever(app, container), name="sweeper"))
+            settle_heap()
             log.info("worker.started", worker=self.identity, concurrency=self.concurrency)
             await self._supervise(app)
             server.should_exit = True

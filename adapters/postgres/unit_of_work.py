@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -9,6 +10,7 @@ from typing import Self
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.postgres.repositories import (
@@ -40,6 +42,7 @@ class PostgresUnitOfWork:
 
     engine: AsyncEngine
     read_only: bool = False
+    gate: Gate | None = None
     videos: VideoRepository = attrs.field(init=False)
     jobs: JobRepository = attrs.field(init=False)
     clips: ClipRepository = attrs.field(init=False)
@@ -52,10 +55,18 @@ class PostgresUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already open; take a fresh one from the factory")
+        if self.gate is not None:
+            await self.gate.enter()
         try:
             connection = self._connection = await self.engine.connect()
-        except DBAPIError as error:
-            raise DependencyUnavailable(f"PostgreSQL is unreachable: {error.orig}") from error
+        except (DBAPIError, PoolTimeout) as error:
+            if self.gate is not None:
+                self.gate.leave()
+            raise DependencyUnavailable(f"PostgreSQL is unreachable: {error}") from error
+        except BaseException:
+            if self.gate is not None:
+                self.gate.leave()
+            raise
         self.videos = PostgresVideoRepository(connection)
         self.jobs = PostgresJobRepository(connection)
         self.clips = PostgresClipRepository(connection)
@@ -83,7 +94,11 @@ class PostgresUnitOfWork:
                 raise
             # The block already failed (likely on the same dead connection): that error is the one to see.
         finally:
-            await connection.close()
+            try:
+                await connection.close()
+            finally:
+                if self.gate is not None:
+                    self.gate.leave()
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             # A restart or failover dropped pooled connections; SQLAlchemy has replaced them by now.
             raise DependencyUnavailable("the connection to PostgreSQL was lost; try again") from exc
@@ -107,6 +122,36 @@ class PostgresUnitOfWork:
         return self._connection
 
 
+@attrs.define
+class Gate:
+    """First come, first served for the pool's connections.
+
+    SQLAlchemy's async pool queues waiters on an asyncio.Queue, where a task that arrives as a connection
+    comes back can take it ahead of one that has waited, again and again: under load a few requests
+    starved for seconds and timed out (a 500) while the pool stayed busy. asyncio.Semaphore serves waiters
+    in order, so holding one slot per pooled connection keeps the pool from ever having waiters of its own.
+    """
+
+    slots: int
+    timeout: float
+    _semaphore: asyncio.Semaphore = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._semaphore = asyncio.Semaphore(self.slots)
+
+    async def enter(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            raise DependencyUnavailable(
+                f"PostgreSQL is busy: no connection free within {self.timeout:g} s; try again"
+            ) from None
+
+    def leave(self) -> None:
+        self._semaphore.release()
+
+
 @attrs.frozen
 class PostgresUnitOfWorkFactory:
     """Hands out a fresh unit of work per use; all of them share the engine's connection pool.
@@ -117,8 +162,11 @@ class PostgresUnitOfWorkFactory:
 
     engine: AsyncEngine
     read_engine: AsyncEngine | None = None
+    # One gate per pool, as many slots as the pool has connections (pool size + overflow).
+    gate: Gate | None = None
+    read_gate: Gate | None = None
 
     def __call__(self, *, read_only: bool = False) -> PostgresUnitOfWork:
-        if read_only:
-            return PostgresUnitOfWork(self.read_engine or self.engine, read_only=True)
-        return PostgresUnitOfWork(self.engine)
+        if read_only and self.read_engine is not None:
+            return PostgresUnitOfWork(self.read_engine, read_only=True, gate=self.read_gate)
+        return PostgresUnitOfWork(self.engine, read_only=read_only, gate=self.gate)
