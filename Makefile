@@ -47,8 +47,11 @@ test: lint
 bench: install
 	# PySceneDetect is only a reference to compare against; --no-deps keeps its GUI OpenCV off the venv.
 	$(PIP) install -q -e '.[bench]' && $(PIP) install -q --no-deps scenedetect
+	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; } \
+		|| echo "warning: wrk could not be installed; bench/api.py falls back to its httpx generator" >&2
 	$(PY) bench/analyze.py
 	$(PY) bench/clip.py
+	$(PY) bench/api.py
 
 serve: install
 	$(VENV)/bin/opusclip serve
