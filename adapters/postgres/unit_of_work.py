@@ -62,7 +62,8 @@ class PostgresUnitOfWork:
         except (DBAPIError, PoolTimeout) as error:
             if self.gate is not None:
                 self.gate.leave()
-            raise DependencyUnavailable(f"PostgreSQL is unreachable: {error}") from error
+            why = "busy: no connection free in time" if isinstance(error, PoolTimeout) else "unreachable"
+            raise DependencyUnavailable(f"PostgreSQL is {why}; try again") from error
         except BaseException:
             if self.gate is not None:
                 self.gate.leave()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.engine import asyncpg_url, create_engine
 from adapters.postgres.probe import PostgresProbe
-from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from adapters.postgres.unit_of_work import Gate, PostgresUnitOfWorkFactory
 from domain.errors import DependencyUnavailable
 from domain.ports import DependencyProbe
 
@@ -147,3 +147,30 @@ async def test_a_dropped_connection_is_dependency_unavailable_then_replaced(
     finally:
         await engine.dispose()
         await killer.dispose()
+
+
+async def test_busy_pool_connections_are_handed_out_in_turn(migrated_database_url: str) -> None:
+    # One connection, three tasks that each take it back-to-back: with the pool's own queue a task that just
+    # gave the connection back takes it again ahead of the others, who time out; the gate serves in turn.
+    engine = create_engine(migrated_database_url, pool_size=1, max_overflow=0, pool_timeout=0.5)
+    uow = PostgresUnitOfWorkFactory(engine, gate=Gate(slots=1, timeout=0.5))
+    served = [0, 0, 0]
+    failures: list[BaseException] = []
+
+    async def busy(me: int) -> None:
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                async with uow(read_only=True) as tx:
+                    await tx.jobs.get("nobody")
+                served[me] += 1
+            except Exception as error:  # what a request would have answered with
+                failures.append(error)
+                return
+
+    try:
+        await asyncio.gather(*(busy(me) for me in range(3)))
+    finally:
+        await engine.dispose()
+    assert not failures, failures[:1]
+    assert min(served) >= sum(served) / 6, f"unfair turns: {served}"
