@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from domain.errors import NotFound
+from application.ownership import owned_job
 from domain.jobs import Job
 from domain.ports import UnitOfWorkFactory
 
@@ -16,9 +16,7 @@ class CancelJob:
     async def __call__(self, owner: str, job_id: str) -> Job:
         """The job after the request; ``IllegalTransition`` (a conflict) for a job that already ended."""
         async with self.uow() as uow:
-            job = await uow.jobs.get(job_id, for_update=True)
-            if job is None or job.owner != owner:
-                raise NotFound(f"job {job_id} does not exist")
+            job = await owned_job(uow, owner, job_id, for_update=True)
             if job.cancel(await uow.now()) and job.queue_ref is not None:
                 await uow.queue.cancel(job.queue_ref)
             await uow.jobs.update(job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from domain.errors import NotFound
+from application.ownership import owned_clip
 from domain.jobs import StoredClip
 from domain.ports import UnitOfWorkFactory
 
@@ -17,8 +17,4 @@ class GetClip:
 
     async def __call__(self, owner: str, clip_id: str) -> StoredClip:
         async with self.uow(read_only=True) as uow:
-            clip = await uow.clips.get(clip_id)
-            job = None if clip is None else await uow.jobs.get(clip.job_id)
-        if clip is None or job is None or job.owner != owner:
-            raise NotFound(f"clip {clip_id} does not exist")
-        return clip
+            return await owned_clip(uow, owner, clip_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from domain.errors import NotFound
+from application.ownership import owned_job
 from domain.jobs import Job, JobStatus, StoredClip
 from domain.ports import UnitOfWorkFactory
 
@@ -23,9 +23,7 @@ class GetJob:
 
     async def __call__(self, owner: str, job_id: str) -> JobView:
         async with self.uow(read_only=True) as uow:
-            job = await uow.jobs.get(job_id)
-            if job is None or job.owner != owner:
-                raise NotFound(f"job {job_id} does not exist")
+            job = await owned_job(uow, owner, job_id)
             # Clips are saved with the job's success, in one commit: no other job has any.
             clips = await uow.clips.for_job(job.id) if job.status is JobStatus.SUCCEEDED else ()
         return JobView(job, tuple(clips))

@@ -18,7 +18,7 @@ import attrs
 
 from domain.errors import JobCancelled, LeaseLost, NotFound
 from domain.jobs import Job
-from domain.ports import UnitOfWorkFactory
+from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -68,17 +68,22 @@ class JobAttempt:
             now = await uow.now()
             if job.lease_token == self.token:
                 change(job, now)
-            if not await uow.jobs.update_fenced(job, self.token):
-                self.lost = True
-                log.warning(
-                    "job.write_fenced",
-                    extra={"job_id": self.job_id, "token": self.token, "held_by": job.lease_token},
-                )
-                raise LeaseLost(f"job {self.job_id} was taken over by another attempt; this one stops")
+            await self.store(uow, job)
             await uow.commit()
         self.cancel_requested = job.cancel_requested
         self._last_write = time.monotonic()
         return job
+
+    async def store(self, uow: UnitOfWork, job: Job) -> None:
+        """Write ``job`` in ``uow`` only while the row still carries this attempt's token: a late attempt's
+        write changes no row, is logged, and ends the attempt (``LeaseLost``)."""
+        if not await uow.jobs.update_fenced(job, self.token):
+            self.lost = True
+            log.warning(
+                "job.write_fenced",
+                extra={"job_id": self.job_id, "token": self.token, "held_by": job.lease_token},
+            )
+            raise LeaseLost(f"job {self.job_id} was taken over by another attempt; this one stops")
 
     async def report(self) -> None:
         stage, fraction = self.stage, self.fraction

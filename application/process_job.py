@@ -11,6 +11,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -285,14 +286,7 @@ class ProcessJob:
             now = await uow.now()
             if stored.lease_token == attempt.token:
                 stored.succeed(attempt.token, video.id, details, now)
-            # The fence comes before the clips: a late attempt's results never land.
-            if not await uow.jobs.update_fenced(stored, attempt.token):
-                attempt.lost = True
-                log.warning(
-                    "job.write_fenced",
-                    extra={"job_id": job.id, "token": attempt.token, "held_by": stored.lease_token},
-                )
-                raise LeaseLost(f"job {job.id} was taken over by another attempt; its results are dropped")
+            await attempt.store(uow, stored)  # the fence comes before the clips: late results never land
             await uow.clips.add_many(
                 [
                     StoredClip(
@@ -326,24 +320,24 @@ class ProcessJob:
             code, message = "internal_error", f"{type(error).__name__}: {error}"
         retry = self.policy.retry
         if retry.should_retry(error, job.attempts):
-            try:
-                await attempt.write(lambda stored, now: stored.retry(attempt.token, code, message, now))
-            except LeaseLost:
-                raise
-            except Exception:
-                # The job's lease runs out and the sweeper queues it again; nothing is lost.
-                log.exception("job.outcome_not_recorded", extra={"job_id": job.id})
+            await self._record(attempt, lambda stored, now: stored.retry(attempt.token, code, message, now))
             delay = retry.delay(job.attempts)
             log.info("job.retry_scheduled", extra={"job_id": job.id, "code": code, "delay": delay})
             raise RetryScheduled(message, delay, code) from error
+        await self._record(attempt, lambda stored, now: stored.fail(attempt.token, code, message, now))
+        log.info("job.failed", extra={"job_id": job.id, "code": code, "attempts": job.attempts})
+        raise JobFailed(message, code) from error
+
+    @staticmethod
+    async def _record(attempt: JobAttempt, change: Callable[[Job, datetime], None]) -> None:
         try:
-            await attempt.write(lambda stored, now: stored.fail(attempt.token, code, message, now))
+            await attempt.write(change)
         except LeaseLost:
             raise
         except Exception:
-            log.exception("job.outcome_not_recorded", extra={"job_id": job.id})
-        log.info("job.failed", extra={"job_id": job.id, "code": code, "attempts": job.attempts})
-        raise JobFailed(message, code) from error
+            # Recording the outcome must not hide the error itself: the lease runs out and the sweeper
+            # queues the job again, so nothing is lost.
+            log.exception("job.outcome_not_recorded", extra={"job_id": attempt.job_id})
 
     async def _release(self, attempt: JobAttempt) -> None:
         try:

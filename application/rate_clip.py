@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from domain.errors import InvalidInput, NotFound
+from application.ownership import owned_clip
+from domain.errors import InvalidInput
 from domain.jobs import Feedback, new_id
 from domain.ports import UnitOfWorkFactory
 
@@ -19,10 +20,7 @@ class RateClip:
         if isinstance(rating, bool) or rating not in RATINGS:
             raise InvalidInput("rating must be -1 (thumbs down) or 1 (thumbs up)")
         async with self.uow() as uow:
-            clip = await uow.clips.get(clip_id)
-            job = None if clip is None else await uow.jobs.get(clip.job_id)
-            if clip is None or job is None or job.owner != owner:
-                raise NotFound(f"clip {clip_id} does not exist")
+            await owned_clip(uow, owner, clip_id)
             stored = await uow.feedback.upsert(
                 Feedback(id=new_id(), clip_id=clip_id, user=owner, rating=rating)
             )

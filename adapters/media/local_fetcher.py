@@ -28,15 +28,21 @@ class LocalFileFetcher:
             raise MediaError(f"{source}: no such file")
         if not path.is_file():
             raise MediaError(f"{source}: not a regular file")
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with path.open("rb") as handle:
-                while block := handle.read(_BLOCK):
-                    digest.update(block)
-                    size += len(block)
-        except OSError as error:
-            raise MediaError(f"{source}: cannot be read ({error.strerror})") from None
-        if size == 0:
-            raise MediaError(f"{source}: the file is empty (0 bytes)")
-        return FetchedMedia(path=path.resolve(), sha256=digest.hexdigest(), size_bytes=size)
+        return hashed(path.resolve(), source)
+
+
+def hashed(path: Path, name: str) -> FetchedMedia:
+    """``path`` with its sha256, read in blocks (never whole); MediaError, naming ``name``, for a file that
+    cannot be read or is empty. Not temporary: it is the user's file."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(_BLOCK):
+                digest.update(block)
+                size += len(block)
+    except OSError as error:
+        raise MediaError(f"{name}: cannot be read ({error.strerror})") from None
+    if size == 0:
+        raise MediaError(f"{name}: the file is empty (0 bytes)")
+    return FetchedMedia(path=path, sha256=digest.hexdigest(), size_bytes=size)

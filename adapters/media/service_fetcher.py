@@ -6,7 +6,6 @@ Unlike the CLI's fetcher it never opens a path a caller names: an upload is name
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import re
 import stat
@@ -16,13 +15,13 @@ from pathlib import Path
 import attrs
 
 from adapters.media.address_guard import AddressGuard
+from adapters.media.local_fetcher import hashed
 from adapters.media.url_fetcher import checked_url
-from domain.errors import MediaError, SourceRejected
+from domain.errors import SourceRejected
 from domain.ports import FetchedMedia, MediaFetcher
 
 UPLOAD_PREFIX = "upload:"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
-_BLOCK = 1 << 20
 
 
 def validate_source_url(url: str, allowed_networks: Iterable[str] = ()) -> str:
@@ -63,15 +62,5 @@ class ServiceMediaFetcher:
         # lstat: a link planted in the folder must not lead the worker to a file elsewhere.
         if not stat.S_ISREG(mode) or path.resolve().parent != folder.resolve():
             raise SourceRejected(f"upload {upload_id} is not a regular file")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with path.open("rb") as handle:
-                while block := handle.read(_BLOCK):
-                    digest.update(block)
-                    size += len(block)
-        except OSError as error:
-            raise MediaError(f"upload {upload_id} cannot be read ({error.strerror})") from None
-        if size == 0:
-            raise MediaError(f"upload {upload_id} is empty (0 bytes)")
         # Not temporary: the upload is the user's file, kept for re-runs; the job must not delete it.
-        return FetchedMedia(path=path, sha256=digest.hexdigest(), size_bytes=size, temporary=False)
+        return hashed(path, f"upload {upload_id}")

@@ -15,7 +15,7 @@ from application.rate_clip import RateClip
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, NotFound
 from domain.jobs import StoredClip
-from entrypoints.http.errors import read_json
+from entrypoints.http.errors import read_object
 from entrypoints.http.guard import Guard
 from entrypoints.http.views import clip_json, feedback_json
 
@@ -59,10 +59,7 @@ async def _captions(request: Request, guard: Guard, clips: GetClip, fmt: str) ->
 
 async def rate_clip(request: Request, guard: Guard = injectable, rate: RateClip = injectable) -> Response:
     user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
-    body = await read_json(request)
-    if not isinstance(body, dict) or set(body) != {"rating"}:
-        raise InvalidInput('the body must be {"rating": -1 or 1}')
-    rating = body["rating"]
+    rating = (await read_object(request, ("rating",))).get("rating")
     if not isinstance(rating, int) or isinstance(rating, bool):
         raise InvalidInput("rating must be -1 (thumbs down) or 1 (thumbs up)")
     stored = await rate(user.subject, request.path_params["clip_id"], rating)

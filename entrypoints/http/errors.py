@@ -101,6 +101,17 @@ def body_kind(request: Request, *, multipart: bool = False) -> str:
     raise HTTPException(415, f"send {accepted}, not {media_type}")
 
 
+async def read_object(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The body as a JSON object with no field outside ``fields``; InvalidInput (422) otherwise."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with " + ", ".join(fields))
+    unknown = set(body) - set(fields)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return body
+
+
 async def read_json(request: Request) -> Any:
     """The request body as JSON; malformed JSON is the client's mistake (422), not a crash (500)."""
     body_kind(request)

@@ -24,7 +24,7 @@ from application.list_jobs import ListJobs
 from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, NotFound
-from entrypoints.http.errors import body_kind, read_json
+from entrypoints.http.errors import body_kind, read_object
 from entrypoints.http.guard import Guard
 from entrypoints.http.uploads import receive_upload
 from entrypoints.http.views import UPLOAD_PREFIX, job_json, job_view_json
@@ -66,12 +66,7 @@ async def submit_job(
             if not _kept(result, upload.upload_id):
                 upload.path.unlink(missing_ok=True)
     else:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise InvalidInput('the body must be a JSON object: {"url": ..., "options": {...}}')
-        unknown = set(body) - {"url", "options"}
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+        body = await read_object(request, ("url", "options"))
         url = body.get("url")
         if not isinstance(url, str):
             raise InvalidInput("url: an http(s) URL is required")

@@ -15,7 +15,7 @@ from application.config import AppConfig
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, SourceRejected
-from entrypoints.http.errors import error_response, read_json, request_id_of
+from entrypoints.http.errors import error_response, read_object, request_id_of
 from entrypoints.http.guard import Guard
 from entrypoints.http.jobs_api import accepted
 
@@ -31,14 +31,7 @@ async def video_process(
 ) -> Response:
     """``{"video_url", "processing_type", "max_length"}`` → the same job ``POST /v1/jobs`` makes."""
     user = await guard(request, Scope.VIDEOS_WRITE, RouteClass.SUBMIT)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidInput(
-            'the body must be a JSON object: {"video_url": ..., "processing_type": ..., "max_length": ...}'
-        )
-    unknown = set(body) - {"video_url", "processing_type", "max_length"}
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    body = await read_object(request, ("video_url", "processing_type", "max_length"))
     url = body.get("video_url")
     if not isinstance(url, str):
         raise InvalidInput("video_url: an http(s) URL is required")
