@@ -60,7 +60,8 @@ def create_engine(
         # DependencyUnavailable) and SQLAlchemy replaces the pool's stale connections.
         pool_pre_ping=pre_ping,
         connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        # In autocommit there is no transaction to reset when a connection goes back to the pool.
+        **({"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}),
     )
     where = f"{target.host or 'localhost'}:{target.port or 5432}/{target.database or ''}"
 

