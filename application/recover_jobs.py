@@ -9,7 +9,6 @@ goes back to the queue with a fresh entry, in the same commit as its row.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import attrs
 
@@ -57,8 +56,3 @@ class RecoverJobs:
         if requeued or re_enqueued:
             log.warning("jobs.recovered", extra={"requeued": requeued, "re_enqueued": re_enqueued})
         return RecoveryReport(tuple(requeued), tuple(re_enqueued))
-
-
-def recovery_bound(policy: JobRunPolicy, sweep_seconds: float) -> timedelta:
-    """The longest a lost job waits before it is queued again: its lease, then one sweep."""
-    return policy.lease + timedelta(seconds=sweep_seconds)

@@ -180,8 +180,9 @@ class JobQueue(Protocol):
     """The work queue, inside a unit of work: an entry is committed (or rolled back) with the job row, so
     there is never a job without work or work without a job."""
 
-    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
-        """Queue work for ``job_id``; returns the entry's reference (kept on the job)."""
+    async def enqueue(self, job_id: str) -> str:
+        """Queue work for ``job_id`` now; returns the entry's reference (kept on the job). A retry's delay
+        is the queue's own business (the worker hands it over with the failed attempt)."""
         ...
 
     async def cancel(self, ref: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -212,7 +212,6 @@ class MemoryFeedbackRepository:
 @attrs.define
 class QueueEntry:
     job_id: str
-    not_before: datetime
     done: bool = False
 
 
@@ -222,9 +221,9 @@ class MemoryJobQueue:
     def __init__(self, table: _Table[QueueEntry]) -> None:
         self._table = table
 
-    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
+    async def enqueue(self, job_id: str) -> str:
         ref = str(next(_QUEUE_REFS))
-        self._table.put(ref, QueueEntry(job_id, utcnow() + timedelta(seconds=delay_seconds)))
+        self._table.put(ref, QueueEntry(job_id))
         return ref
 
     async def cancel(self, ref: str) -> None:

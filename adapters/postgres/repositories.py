@@ -42,28 +42,28 @@ def _references(what: str) -> Iterator[None]:
         raise
 
 
-async def _insert(session: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
+async def _insert(connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
     statement = upsert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
     with _references(what):
-        inserted = (await session.execute(statement)).first()
+        inserted = (await connection.execute(statement)).first()
     if inserted is None:
         raise Conflict(f"{what} conflicts with an existing one")
 
 
-async def _update(session: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
+async def _update(connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any], what: str) -> None:
     statement = sa.update(table).where(table.c.id == values["id"]).values(**values).returning(table.c.id)
     with _references(f"{what} {values['id']}"):
-        updated = (await session.execute(statement)).first()
+        updated = (await connection.execute(statement)).first()
     if updated is None:
         raise NotFound(f"{what} {values['id']} does not exist")
 
 
-async def _one(session: AsyncConnection, statement: sa.Select[Any]) -> sa.Row[Any] | None:
-    return (await session.execute(statement)).first()
+async def _one(connection: AsyncConnection, statement: sa.Select[Any]) -> sa.Row[Any] | None:
+    return (await connection.execute(statement)).first()
 
 
-async def _all(session: AsyncConnection, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-    return (await session.execute(statement)).all()
+async def _all(connection: AsyncConnection, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    return (await connection.execute(statement)).all()
 
 
 # The API's busiest reads, built once: building a statement and its cache key on every call costs more
@@ -77,36 +77,36 @@ _CLIPS_OF_JOB = (
 
 
 class PostgresVideoRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, video: Video) -> None:
-        await _insert(self._session, videos, mapping.VIDEOS.values(video), f"video {video.id}")
+        await _insert(self._connection, videos, mapping.VIDEOS.values(video), f"video {video.id}")
 
     async def get(self, video_id: str) -> Video | None:
-        row = await _one(self._session, sa.select(videos).where(videos.c.id == video_id))
+        row = await _one(self._connection, sa.select(videos).where(videos.c.id == video_id))
         return None if row is None else mapping.VIDEOS.entity_of(row)
 
     async def by_sha256(self, sha256: str) -> Video | None:
         query = sa.select(videos).where(videos.c.sha256 == sha256).order_by(videos.c.created_at, videos.c.id)
-        row = await _one(self._session, query.limit(1))
+        row = await _one(self._connection, query.limit(1))
         return None if row is None else mapping.VIDEOS.entity_of(row)
 
 
 class PostgresJobRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, job: Job) -> None:
-        await _insert(self._session, jobs, mapping.JOBS.values(job), f"job {job.id}")
+        await _insert(self._connection, jobs, mapping.JOBS.values(job), f"job {job.id}")
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = _JOB_FOR_UPDATE if for_update else _JOB
-        row = (await self._session.execute(query, {"id": job_id})).first()
+        row = (await self._connection.execute(query, {"id": job_id})).first()
         return None if row is None else mapping.JOBS.entity_of(row)
 
     async def update(self, job: Job) -> None:
-        await _update(self._session, jobs, mapping.JOBS.values(job), "job")
+        await _update(self._connection, jobs, mapping.JOBS.values(job), "job")
 
     async def update_fenced(self, job: Job, token: str) -> bool:
         # The fence: the row changes only while it still carries the token this attempt was given.
@@ -117,11 +117,11 @@ class PostgresJobRepository:
             .returning(jobs.c.id)
         )
         with _references(f"job {job.id}"):
-            return (await self._session.execute(statement)).first() is not None
+            return (await self._connection.execute(statement)).first() is not None
 
     async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
         query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
-        row = await _one(self._session, query)
+        row = await _one(self._connection, query)
         return None if row is None else mapping.JOBS.entity_of(row)
 
     async def page_for_owner(self, owner: str, limit: int, cursor: str | None = None) -> JobPage:
@@ -130,7 +130,7 @@ class PostgresJobRepository:
             created_at, job_id = decode_cursor(cursor)
             query = query.where(sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(created_at, job_id))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
-        found = [mapping.JOBS.entity_of(row) for row in await _all(self._session, query)]
+        found = [mapping.JOBS.entity_of(row) for row in await _all(self._connection, query)]
         page, more = found[:limit], len(found) > limit
         last = page[-1] if page else None
         return JobPage(tuple(page), encode_cursor(last.created_at, last.id) if more and last else None)
@@ -146,15 +146,15 @@ class PostgresJobRepository:
             # Another sweeper's rows are skipped rather than waited for.
             .with_for_update(skip_locked=True)
         )
-        return [mapping.JOBS.entity_of(row) for row in await _all(self._session, query)]
+        return [mapping.JOBS.entity_of(row) for row in await _all(self._connection, query)]
 
     async def counts(self, now: datetime) -> JobCounts:
         statement = sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
         by_status = dict.fromkeys(JobStatus, 0)
-        for row in await _all(self._session, statement):
+        for row in await _all(self._connection, statement):
             by_status[JobStatus(row.status)] = int(row.n)
         oldest = (
-            await self._session.execute(
+            await self._connection.execute(
                 sa.select(sa.func.min(jobs.c.created_at)).where(jobs.c.status == JobStatus.QUEUED.value)
             )
         ).scalar_one_or_none()
@@ -163,29 +163,31 @@ class PostgresJobRepository:
 
 
 class PostgresClipRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add_many(self, stored: Sequence[StoredClip]) -> None:
         if stored:
             with _references(f"clips of job {stored[0].job_id}"):
-                await self._session.execute(sa.insert(clips), [mapping.CLIPS.values(clip) for clip in stored])
+                await self._connection.execute(
+                    sa.insert(clips), [mapping.CLIPS.values(clip) for clip in stored]
+                )
 
     async def get(self, clip_id: str) -> StoredClip | None:
-        row = (await self._session.execute(_CLIP, {"id": clip_id})).first()
+        row = (await self._connection.execute(_CLIP, {"id": clip_id})).first()
         return None if row is None else mapping.CLIPS.entity_of(row)
 
     async def for_job(self, job_id: str) -> Sequence[StoredClip]:
-        rows = (await self._session.execute(_CLIPS_OF_JOB, {"job_id": job_id})).all()
+        rows = (await self._connection.execute(_CLIPS_OF_JOB, {"job_id": job_id})).all()
         return [mapping.CLIPS.entity_of(row) for row in rows]
 
 
 class PostgresFeedbackRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, item: Feedback) -> None:
-        await _insert(self._session, feedback, mapping.FEEDBACK.values(item), f"feedback {item.id}")
+        await _insert(self._connection, feedback, mapping.FEEDBACK.values(item), f"feedback {item.id}")
 
     async def upsert(self, item: Feedback) -> Feedback:
         values = mapping.FEEDBACK.values(item)
@@ -199,7 +201,7 @@ class PostgresFeedbackRepository:
             .returning(*feedback.c)
         )
         with _references(f"feedback on clip {item.clip_id}"):
-            row = (await self._session.execute(statement)).one()
+            row = (await self._connection.execute(statement)).one()
         return mapping.FEEDBACK.entity_of(row)
 
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
@@ -208,54 +210,57 @@ class PostgresFeedbackRepository:
             .where(feedback.c.clip_id == clip_id)
             .order_by(feedback.c.created_at, feedback.c.id)
         )
-        return [mapping.FEEDBACK.entity_of(row) for row in await _all(self._session, query)]
+        return [mapping.FEEDBACK.entity_of(row) for row in await _all(self._connection, query)]
 
 
 class PostgresModelVersionRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, version: ModelVersion) -> None:
         await _insert(
-            self._session, model_versions, mapping.MODELS.values(version), f"model version {version.version}"
+            self._connection,
+            model_versions,
+            mapping.MODELS.values(version),
+            f"model version {version.version}",
         )
 
     async def get(self, version_id: str) -> ModelVersion | None:
-        row = await _one(self._session, sa.select(model_versions).where(model_versions.c.id == version_id))
+        row = await _one(self._connection, sa.select(model_versions).where(model_versions.c.id == version_id))
         return None if row is None else mapping.MODELS.entity_of(row)
 
     async def active(self) -> ModelVersion | None:
-        row = await _one(self._session, sa.select(model_versions).where(model_versions.c.active))
+        row = await _one(self._connection, sa.select(model_versions).where(model_versions.c.active))
         return None if row is None else mapping.MODELS.entity_of(row)
 
     async def activate(self, version_id: str) -> None:
-        session, table = self._session, model_versions
-        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ACTIVATION_LOCK_ID)))
-        if await _one(session, sa.select(table.c.id).where(table.c.id == version_id)) is None:
+        connection, table = self._connection, model_versions
+        await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_ACTIVATION_LOCK_ID)))
+        if await _one(connection, sa.select(table.c.id).where(table.c.id == version_id)) is None:
             raise NotFound(f"model version {version_id} does not exist")
         # Deactivate first: the partial unique index rejects two active rows even within one statement.
-        await session.execute(
+        await connection.execute(
             sa.update(table).where(table.c.active, table.c.id != version_id).values(active=False)
         )
-        await session.execute(sa.update(table).where(table.c.id == version_id).values(active=True))
+        await connection.execute(sa.update(table).where(table.c.id == version_id).values(active=True))
 
     async def list(self) -> Sequence[ModelVersion]:
         query = sa.select(model_versions).order_by(
             model_versions.c.created_at.desc(), model_versions.c.id.desc()
         )
-        return [mapping.MODELS.entity_of(row) for row in await _all(self._session, query)]
+        return [mapping.MODELS.entity_of(row) for row in await _all(self._connection, query)]
 
 
 class PostgresTrainingRunRepository:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, run: TrainingRun) -> None:
-        await _insert(self._session, training_runs, mapping.RUNS.values(run), f"training run {run.id}")
+        await _insert(self._connection, training_runs, mapping.RUNS.values(run), f"training run {run.id}")
 
     async def get(self, run_id: str) -> TrainingRun | None:
-        row = await _one(self._session, sa.select(training_runs).where(training_runs.c.id == run_id))
+        row = await _one(self._connection, sa.select(training_runs).where(training_runs.c.id == run_id))
         return None if row is None else mapping.RUNS.entity_of(row)
 
     async def update(self, run: TrainingRun) -> None:
-        await _update(self._session, training_runs, mapping.RUNS.values(run), "training run")
+        await _update(self._connection, training_runs, mapping.RUNS.values(run), "training run")

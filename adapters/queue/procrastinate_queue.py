@@ -1,4 +1,4 @@
-"""The JobQueue port on procrastinate, written through the unit of work's own session.
+"""The JobQueue port on procrastinate, written through the unit of work's own connection.
 
 procrastinate defers a job by calling its versioned SQL function ``procrastinate_defer_jobs_v1``; calling
 that function here, on the connection that also writes the job row, puts both in one transaction: a job row
@@ -17,15 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # The names procrastinate knows our work by; the worker registers its tasks under the same ones.
 JOBS_QUEUE = "opusclip-jobs"
 PROCESS_TASK = "opusclip.process_job"
-MAINTENANCE_QUEUE = "opusclip-maintenance"
 
 _DEFER = sa.text(
     """
     SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
         CAST(:queue AS varchar), CAST(:task AS varchar), CAST(0 AS integer),
         CAST(:lock AS text), CAST(:queueing_lock AS text), CAST(:args AS jsonb),
-        CASE WHEN CAST(:delay AS double precision) > 0
-             THEN now() + make_interval(secs => CAST(:delay AS double precision)) END
+        CAST(NULL AS timestamptz)
     )::procrastinate_job_to_defer_v1])) AS id
     """
 )
@@ -39,13 +37,13 @@ _DEPTH = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :qu
 
 
 class ProcrastinateJobQueue:
-    def __init__(self, session: AsyncConnection) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
-    async def enqueue(self, job_id: str, delay_seconds: float = 0.0) -> str:
+    async def enqueue(self, job_id: str) -> str:
         # lock: two entries for one job never run at once; queueing_lock: at most one waits.
         row = (
-            await self._session.execute(
+            await self._connection.execute(
                 _DEFER,
                 {
                     "queue": JOBS_QUEUE,
@@ -53,21 +51,20 @@ class ProcrastinateJobQueue:
                     "lock": f"job:{job_id}",
                     "queueing_lock": f"job:{job_id}",
                     "args": json.dumps({"job_id": job_id}),
-                    "delay": float(delay_seconds),
                 },
             )
         ).one()
         return str(row.id)
 
     async def cancel(self, ref: str) -> None:
-        await self._session.execute(_CANCEL, {"id": int(ref)})
+        await self._connection.execute(_CANCEL, {"id": int(ref)})
 
     async def live(self, refs: Sequence[str]) -> set[str]:
         ids = [int(ref) for ref in refs if ref.isdigit()]
         if not ids:
             return set()
-        rows = (await self._session.execute(_LIVE, {"ids": ids})).all()
+        rows = (await self._connection.execute(_LIVE, {"ids": ids})).all()
         return {str(row.id) for row in rows}
 
     async def depth(self) -> int:
-        return int((await self._session.execute(_DEPTH, {"queue": JOBS_QUEUE})).scalar_one())
+        return int((await self._connection.execute(_DEPTH, {"queue": JOBS_QUEUE})).scalar_one())
