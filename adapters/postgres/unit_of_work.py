@@ -59,14 +59,12 @@ class PostgresUnitOfWork:
             await self.gate.enter()
         try:
             connection = self._connection = await self.engine.connect()
-        except (DBAPIError, PoolTimeout) as error:
+        except BaseException as error:
             if self.gate is not None:
                 self.gate.leave()
-            why = "busy: no connection free in time" if isinstance(error, PoolTimeout) else "unreachable"
-            raise DependencyUnavailable(f"PostgreSQL is {why}; try again") from error
-        except BaseException:
-            if self.gate is not None:
-                self.gate.leave()
+            if isinstance(error, DBAPIError | PoolTimeout):
+                why = "busy: no connection free in time" if isinstance(error, PoolTimeout) else "unreachable"
+                raise DependencyUnavailable(f"PostgreSQL is {why}; try again") from error
             raise
         self.videos = PostgresVideoRepository(connection)
         self.jobs = PostgresJobRepository(connection)
