@@ -201,6 +201,10 @@ class Feedback:
     created_at: datetime = attrs.field(factory=utcnow)
 
 
+# The untrained model: HighlightNet's interpretable prior, always available, served until a version is active.
+PRIOR_MODEL_VERSION = "prior-v1"
+
+
 @attrs.define
 class ModelVersion:
     id: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -94,6 +93,8 @@ async def refresh_forever(
 ) -> None:
     """Reads the queue's state every ``interval`` seconds; a failed read keeps the last values."""
     while True:
-        with contextlib.suppress(Exception):
+        try:
             metrics.observe_snapshot(await statistics()())
+        except Exception as error:  # the database is down: /health/detailed says so, the gauges wait
+            log.debug("metrics.refresh_failed", error=f"{type(error).__name__}: {error}")
         await asyncio.sleep(interval)

@@ -58,7 +58,7 @@ from domain.errors import (
 from domain.ports import VideoModel
 from entrypoints.bootstrap import build_worker_container
 from entrypoints.console import fail
-from entrypoints.http.app import settle_heap
+from entrypoints.http.app import service_version, settle_heap
 from entrypoints.http.health import ServiceInfo, health_detailed
 from entrypoints.http.logging import configure_logging
 from entrypoints.job_metrics import JobMetrics, refresh_forever
@@ -144,7 +144,7 @@ class WorkerProcess:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             # Children of jobs that were handed back are still decoding: stop them before closing.
-            _isolation(container).kill_all()
+            container[Isolation].kill_all()
             await lifecycle.close()
         log.info("worker.stopped", worker=self.identity)
         return 0
@@ -259,7 +259,7 @@ class WorkerProcess:
                 Route("/metrics", metrics, methods=["GET"]),
             ]
         )
-        app.state.service_info = ServiceInfo(version="worker")
+        app.state.service_info = ServiceInfo(version=service_version())
         app.state.health_monitor = monitor
         return app
 
@@ -270,7 +270,3 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _isolation(container: Container) -> Isolation:
-    return container[Isolation]

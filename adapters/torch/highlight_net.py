@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from domain.jobs import PRIOR_MODEL_VERSION
 from domain.media import MEDIA_FEATURES, TEXT_FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = MEDIA_FEATURES + TEXT_FEATURES
@@ -62,7 +63,7 @@ class HighlightNet(nn.Module):
     prior_weights: torch.Tensor
     smoothing: torch.Tensor
 
-    def __init__(self, hidden: int = 32, kernel: int = 7, version: str = "prior-v1") -> None:
+    def __init__(self, hidden: int = 32, kernel: int = 7, version: str = PRIOR_MODEL_VERSION) -> None:
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError("kernel must be odd so the residual stays aligned in time")

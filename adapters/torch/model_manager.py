@@ -18,10 +18,11 @@ from safetensors.torch import load_file, save_file
 
 from adapters.torch.device import choose_device
 from adapters.torch.highlight_net import FEATURE_NAMES, PRIOR_WEIGHTS, HighlightNet
+from domain.jobs import PRIOR_MODEL_VERSION
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VERSION = "prior-v1"
+DEFAULT_VERSION = PRIOR_MODEL_VERSION
 # Versions become file names: no separators, no leading dot, nothing that could leave cache_dir.
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from application.check_health import HealthMonitor
 from application.config import AppConfig
 from application.job_statistics import JobStatistics
+from domain.jobs import PRIOR_MODEL_VERSION
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.health import ServiceInfo, health, health_detailed
 from entrypoints.http.logging import configure_logging
@@ -52,7 +53,8 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
                 refresher = asyncio.create_task(
                     refresh_forever(jobs, lambda: container[JobStatistics], config.health_check_interval)
                 )
-                jobs.set_model(container[AppConfig].model_version or "active")
+                # The API scores nothing: it reports the version workers are told to use.
+                jobs.set_model(config.model_version or PRIOR_MODEL_VERSION)
             try:
                 yield
             finally:
@@ -82,8 +84,8 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
         lifespan=lifespan,
     )
     app.state.container = container
-    app.state.service_info = ServiceInfo(version=_version())
-    app.state.openapi = document(_version(), metrics=metrics is not None)
+    app.state.service_info = ServiceInfo(version=service_version())
+    app.state.openapi = document(service_version(), metrics=metrics is not None)
     app.state.metrics = metrics
     return app
 
@@ -107,7 +109,7 @@ def create_app_from_env() -> Starlette:
     return create_app(container, api_routes(container))
 
 
-def _version() -> str:
+def service_version() -> str:
     try:
         return importlib.metadata.version("video-opusclip")
     except importlib.metadata.PackageNotFoundError:
