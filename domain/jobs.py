@@ -11,6 +11,10 @@ import attrs
 
 from domain.errors import IllegalTransition, LeaseHeld, LeaseLost
 
+# A job's source that names a file the API stored: ``upload:<32 hex>``. Anything else is an http(s) URL (or,
+# for the CLI alone, a local path).
+UPLOAD_PREFIX = "upload:"
+
 
 def new_id() -> str:
     return str(uuid.uuid4())

@@ -18,9 +18,9 @@ from adapters.media.address_guard import AddressGuard
 from adapters.media.local_fetcher import hashed
 from adapters.media.url_fetcher import checked_url
 from domain.errors import SourceRejected
+from domain.jobs import UPLOAD_PREFIX
 from domain.ports import FetchedMedia, MediaFetcher
 
-UPLOAD_PREFIX = "upload:"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 

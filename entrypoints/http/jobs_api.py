@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import attrs
 from lagom import injectable
 from lagom.integrations.starlette import StarletteIntegration
 from sse_starlette.sse import EventSourceResponse
@@ -24,26 +23,17 @@ from application.list_jobs import ListJobs
 from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, NotFound
+from domain.jobs import UPLOAD_PREFIX
 from entrypoints.http.errors import body_kind, read_object
 from entrypoints.http.guard import Guard
 from entrypoints.http.uploads import receive_upload
-from entrypoints.http.views import UPLOAD_PREFIX, job_json, job_view_json
+from entrypoints.http.views import job_json, job_view_json
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 _MAX_KEY_CHARS = 255
 EVENT_POLL_SECONDS = 1.0
 EVENT_STREAM_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
-
-
-@attrs.frozen
-class Submission:
-    """What a route asks SubmitJob for: the parsed body of a JSON or multipart request."""
-
-    source: str
-    options: dict[str, Any]
-    source_name: str | None = None
-    content_sha256: str | None = None
 
 
 async def submit_job(
@@ -56,12 +46,17 @@ async def submit_job(
     key = _idempotency_key(request)
     if body_kind(request, multipart=True) == "multipart":
         upload = await receive_upload(request, config.media_dir / "uploads", config.max_upload_bytes)
-        submission = Submission(
-            f"{UPLOAD_PREFIX}{upload.upload_id}", upload.options, upload.filename, upload.sha256
+        upload_request = SubmitJobRequest(
+            owner=user.subject,
+            source=f"{UPLOAD_PREFIX}{upload.upload_id}",
+            options=upload.options,
+            idempotency_key=key,
+            source_name=upload.filename,
+            content_sha256=upload.sha256,
         )
         result: SubmitJobResult | None = None
         try:
-            result = await _submit(submit, user.subject, submission, key)
+            result = await submit(upload_request)
         finally:
             if not _kept(result, upload.upload_id):
                 upload.path.unlink(missing_ok=True)
@@ -74,21 +69,8 @@ async def submit_job(
         if not isinstance(options, dict):
             raise InvalidInput("options: must be a JSON object")
         source = validate_source_url(url, config.fetch_allowed_networks)
-        result = await _submit(submit, user.subject, Submission(source, options), key)
+        result = await submit(SubmitJobRequest(user.subject, source, options, idempotency_key=key))
     return accepted(result, request)
-
-
-async def _submit(submit: SubmitJob, owner: str, submission: Submission, key: str | None) -> SubmitJobResult:
-    return await submit(
-        SubmitJobRequest(
-            owner=owner,
-            source=submission.source,
-            options=submission.options,
-            idempotency_key=key,
-            source_name=submission.source_name,
-            content_sha256=submission.content_sha256,
-        )
-    )
 
 
 def _kept(result: SubmitJobResult | None, upload_id: str) -> bool:

@@ -8,9 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from application.get_job import JobView
-from domain.jobs import Feedback, Job, JobStatus, StoredClip
-
-UPLOAD_PREFIX = "upload:"
+from domain.jobs import UPLOAD_PREFIX, Feedback, Job, JobStatus, StoredClip
 
 
 def job_json(job: Job, request: Request, clips: tuple[StoredClip, ...] | None = None) -> dict[str, Any]:
