@@ -7,11 +7,8 @@ healthy-server test fails loudly, with the server's health body, when they are n
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,85 +17,37 @@ import attrs
 import httpx
 import pytest
 
-DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from tests.e2e.service import DATABASE_URL, Proc, free_port, service_env, start_api
+
 # uvicorn finishes its graceful shutdown, then re-raises the SIGTERM it caught so that supervisors see the
 # signal: exiting "by SIGTERM" after "Application shutdown complete" is the clean outcome.
 CLEAN_EXIT = (0, -signal.SIGTERM)
-STARTUP_SECONDS = 60.0  # a loose ceiling on a loaded 2-core machine; not a performance assertion
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve_command(port: int, workers: int = 1) -> list[str]:
-    script = Path(sys.executable).with_name("opusclip")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "entrypoints.cli"]
-    return [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-
-
-@attrs.define
+@attrs.frozen
 class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
 
     @property
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.proc.output
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, as an orchestrator would; fails unless the server shut down gracefully and promptly."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            status = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"server ignored SIGTERM for {timeout} s:\n{self.output[-3000:]}") from None
+        status = self.proc.stop(timeout)
         assert status in CLEAN_EXIT, f"exit status {status}:\n{self.output[-3000:]}"
         assert "Application shutdown complete" in self.output, self.output[-3000:]
         assert "Traceback" not in self.output, self.output[-3000:]
 
 
 def start_server(tmp_path: Path, workers: int = 1, **env: str) -> Server:
-    port = free_port()
-    log_path = tmp_path / f"server-{port}.log"
-    environ = {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "MODEL_CACHE_DIR": str(tmp_path / "models"),
-        "MEDIA_DIR": str(tmp_path / "media"),
-        "HEALTH_CHECK_INTERVAL": "1",
-        "LOG_FORMAT": "json",
-        "JWT_SECRET": "http-server-tests-" + "x" * 32,
-        **env,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            serve_command(port, workers), env=environ, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{server.output[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    process.wait()
-    raise AssertionError(
-        f"server did not answer /health within {STARTUP_SECONDS} s:\n{server.output[-3000:]}"
-    )
+    # The shared test database: these tests read health and metrics only, so it needs no migration.
+    environ = {**service_env(DATABASE_URL, tmp_path), "CACHE_ENABLED": "true", **env}
+    return Server(start_api(environ, tmp_path, workers))
 
 
 @pytest.fixture(scope="module")
