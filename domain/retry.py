@@ -1,4 +1,4 @@
-"""When a failed attempt is tried again: exponential backoff with full jitter, up to a number of attempts."""
+"""When a failed attempt is tried again: exponential backoff with jitter, up to a number of attempts."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from adapters.media.probe import MediaLimits
 from adapters.media.renderer import PyAVClipRenderer
 from adapters.speech.vad import SileroVad
 from domain.media import Analysis, Clip, ClipOptions, MediaInfo, RenderedClip, Transcript
-from domain.ports import ClipRenderer, MediaAnalyzer, Progress, Transcriber, no_progress
+from domain.ports import Progress, no_progress
 
 
 @attrs.frozen
@@ -71,62 +71,52 @@ def _built_version(wrapper: Any) -> str:
 
 
 @attrs.define
-class IsolatedMediaAnalyzer:
-    build: Callable[[], MediaAnalyzer]
+class _Isolated:
+    """A port whose every call runs ``build()``'s adapter in a child, with a deadline that grows with the
+    media the call decodes."""
+
+    build: Callable[[], Any]
     isolation: Isolation
     limits: IsolationLimits
     version: str = attrs.field(default=attrs.Factory(_built_version, takes_self=True))
 
-    def probe(self, path: Path) -> MediaInfo:
+    def _call(
+        self, method: str, *args: Any, media_seconds: float = 0.0, progress: Progress | None = None
+    ) -> Any:
         return self.isolation.run(
             _use,
             self.build,
-            "probe",
-            path,
+            method,
+            *args,
             memory_bytes=self.limits.memory_bytes,
-            timeout_seconds=self.limits.deadline(),
+            timeout_seconds=self.limits.deadline(media_seconds),
+            progress=progress,
         )
+
+
+@attrs.define
+class IsolatedMediaAnalyzer(_Isolated):
+    def probe(self, path: Path) -> MediaInfo:
+        info: MediaInfo = self._call("probe", path)
+        return info
 
     def analyze(self, path: Path, info: MediaInfo, progress: Progress = no_progress) -> Analysis:
-        return self.isolation.run(
-            _use,
-            self.build,
-            "analyze",
-            path,
-            info,
-            memory_bytes=self.limits.memory_bytes,
-            timeout_seconds=self.limits.deadline(info.duration),
-            progress=progress,
-        )
+        analysis: Analysis = self._call("analyze", path, info, media_seconds=info.duration, progress=progress)
+        return analysis
 
 
 @attrs.define
-class IsolatedTranscriber:
-    build: Callable[[], Transcriber]
-    isolation: Isolation
-    limits: IsolationLimits
-    version: str = attrs.field(default=attrs.Factory(_built_version, takes_self=True))
-
+class IsolatedTranscriber(_Isolated):
     def transcribe(self, path: Path, analysis: Analysis, progress: Progress = no_progress) -> Transcript:
-        return self.isolation.run(
-            _use,
-            self.build,
-            "transcribe",
-            path,
-            analysis,
-            memory_bytes=self.limits.memory_bytes,
-            timeout_seconds=self.limits.deadline(analysis.info.duration),
-            progress=progress,
+        seconds = analysis.info.duration
+        transcript: Transcript = self._call(
+            "transcribe", path, analysis, media_seconds=seconds, progress=progress
         )
+        return transcript
 
 
 @attrs.define
-class IsolatedClipRenderer:
-    build: Callable[[], ClipRenderer]
-    isolation: Isolation
-    limits: IsolationLimits
-    version: str = attrs.field(default=attrs.Factory(_built_version, takes_self=True))
-
+class IsolatedClipRenderer(_Isolated):
     def render(
         self,
         source: Path,
@@ -136,16 +126,8 @@ class IsolatedClipRenderer:
         out_dir: Path,
         progress: Progress = no_progress,
     ) -> RenderedClip:
-        return self.isolation.run(
-            _use,
-            self.build,
-            "render",
-            source,
-            info,
-            clip,
-            options,
-            out_dir,
-            memory_bytes=self.limits.memory_bytes,
-            timeout_seconds=self.limits.deadline(clip.span.duration),
-            progress=progress,
+        args = (source, info, clip, options, out_dir)
+        rendered: RenderedClip = self._call(
+            "render", *args, media_seconds=clip.span.duration, progress=progress
         )
+        return rendered
