@@ -9,20 +9,17 @@ header and SNI still name, the URL's host: httpcore does those above the backend
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import ssl
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import IO
 
 import attrs
 import httpcore
 import httpx
 
 from adapters.media.address_guard import AddressGuard, Resolver
-from adapters.media.signature import HEAD_BYTES, media_kind
+from adapters.media.sink import MediaSink
 from domain.errors import MediaTooLarge, SourceRejected, SourceUnreachable
 from domain.ports import FetchedMedia
 
@@ -137,55 +134,6 @@ def shown(url: httpx.URL) -> str:
     return str(url.copy_with(query=None, fragment=None))
 
 
-@attrs.define
-class _Download:
-    """The file a body streams into, opened only once the first bytes look like media. Writes are small
-    page-cache writes made on the loop: a thread hop per chunk would cost more than it spares."""
-
-    folder: Path
-    max_bytes: int
-    source: str
-    size: int = 0
-    path: Path | None = None
-    _head: bytearray = attrs.Factory(bytearray)
-    _file: IO[bytes] | None = None
-    _digest: hashlib._Hash = attrs.Factory(hashlib.sha256)
-
-    def feed(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            raise MediaTooLarge(f"{self.source} is larger than the {self.max_bytes} byte limit")
-        self._digest.update(chunk)
-        if self._file is not None:
-            self._file.write(chunk)
-            return
-        self._head += chunk
-        if len(self._head) >= HEAD_BYTES:
-            self._open()
-
-    def finish(self) -> FetchedMedia:
-        if self._file is None:
-            self._open()  # a body shorter than the signature check wants
-        assert self._file is not None and self.path is not None
-        self._file.close()
-        return FetchedMedia(self.path, self._digest.hexdigest(), self.size, temporary=True)
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-    def _open(self) -> None:
-        media_kind(bytes(self._head[:HEAD_BYTES]))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # Never a name from the URL or Content-Disposition: those are the sender's to choose.
-        self.path = self.folder / secrets.token_hex(16)
-        self._file = self.path.open("xb")
-        self._file.write(self._head)
-        self._head.clear()
-
-
 def _check_status(source: str, response: httpx.Response) -> None:
     status = response.status_code
     if status == 429 or status >= 500:
@@ -250,7 +198,7 @@ class HttpMediaFetcher:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.limits.max_bytes:
             raise MediaTooLarge(f"{source} is {declared} bytes, over the {self.limits.max_bytes} byte limit")
-        download = _Download(self.downloads, self.limits.max_bytes, source)
+        download = MediaSink(self.downloads, self.limits.max_bytes, source)
         try:
             async for chunk in response.aiter_raw():
                 download.feed(chunk)

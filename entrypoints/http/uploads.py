@@ -6,12 +6,9 @@ is named by a random id.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import uuid
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
 from starlette.requests import Request
@@ -19,7 +16,7 @@ from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 from streaming_form_data.validators import MaxSizeValidator, ValidationError
 
-from adapters.media.signature import HEAD_BYTES, media_kind
+from adapters.media.sink import MediaSink
 from domain.errors import InvalidInput, MediaTooLarge
 
 # Room for the multipart framing and the options part around the file itself.
@@ -39,51 +36,28 @@ class ReceivedUpload:
 
 
 class _FileTarget(BaseTarget):
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        super().__init__(validator=MaxSizeValidator(max_bytes))
-        self.path = path
-        self.size = 0
-        self.digest = hashlib.sha256()
-        self._head = b""
-        self._checked = False
-        self._file: IO[bytes] | None = None
+    def __init__(self, sink: MediaSink) -> None:
+        super().__init__()
+        self.sink = sink
+        self.started = False
 
     def on_start(self) -> None:
-        if self._file is not None or self.size:
+        if self.started:
             raise InvalidInput("send exactly one 'file' part")
-        self._file = self.path.open("xb")
+        self.started = True
 
     def on_data_received(self, chunk: bytes) -> None:
-        assert self._file is not None  # on_start ran
-        self._file.write(chunk)
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        if not self._checked:
-            self._head += chunk[: HEAD_BYTES - len(self._head)]
-            if len(self._head) >= HEAD_BYTES:
-                self.check()
-
-    def on_finish(self) -> None:
-        self.close()
-
-    def check(self) -> None:
-        self._checked = True
-        media_kind(self._head)  # raises UnsupportedMedia for anything that is not audio/video
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.sink.feed(chunk)
 
 
 async def receive_upload(request: Request, uploads_dir: Path, max_bytes: int) -> ReceivedUpload:
-    """The ``file`` part saved under ``uploads_dir``, and the ``options`` part parsed as JSON."""
+    """The ``file`` part saved under ``uploads_dir`` (named by its upload id), and the ``options`` part
+    parsed as JSON."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + _FRAMING_ALLOWANCE:
         raise MediaTooLarge(f"the upload is {int(declared)} bytes; the limit is {max_bytes} bytes")
-    upload_id = uuid.uuid4().hex
-    await asyncio.to_thread(uploads_dir.mkdir, parents=True, exist_ok=True)
-    target = _FileTarget(uploads_dir / upload_id, max_bytes)
+    sink = MediaSink(uploads_dir, max_bytes, "the upload")
+    target = _FileTarget(sink)
     options = ValueTarget(validator=MaxSizeValidator(_MAX_OPTIONS_BYTES))
     try:
         parser = StreamingFormDataParser(headers=request.headers)
@@ -91,27 +65,22 @@ async def receive_upload(request: Request, uploads_dir: Path, max_bytes: int) ->
         parser.register("options", options)
         async for chunk in request.stream():
             parser.data_received(chunk)
-        if not target._started or target.size == 0:
+        if not target.started or sink.size == 0:
             raise InvalidInput("the upload needs a non-empty 'file' part")
-        if not target._checked:
-            target.check()  # a file shorter than the signature window
-    except ValidationError:
-        target.close()
-        target.path.unlink(missing_ok=True)
-        if options.value and len(options.value) >= _MAX_OPTIONS_BYTES:
-            raise InvalidInput("the 'options' part is too large") from None
-        raise MediaTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from None
+        stored = sink.finish()
+    except ValidationError:  # only the options part has a validator
+        sink.discard()
+        raise InvalidInput("the 'options' part is too large") from None
     except Exception as error:
-        target.close()
-        target.path.unlink(missing_ok=True)
+        sink.discard()
         if type(error).__module__.startswith("streaming_form_data"):
             raise InvalidInput(f"malformed multipart body: {error}") from None
         raise
     return ReceivedUpload(
-        upload_id=upload_id,
-        path=target.path,
-        sha256=target.digest.hexdigest(),
-        size_bytes=target.size,
+        upload_id=stored.path.name,
+        path=stored.path,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
         filename=_display_name(target.multipart_filename),
         options=_options(options.value),
     )
