@@ -64,10 +64,17 @@ def feedback_json(item: Feedback) -> dict[str, Any]:
     return {"clip_id": item.clip_id, "rating": item.rating, "rated_at": _time(item.created_at)}
 
 
+_BASE_KEY = "opusclip.base_url"
+
+
 def _base(request: Request) -> str:
     # Built by hand, not with url_for: url_for tries every route in turn, raising as it goes, and the job
     # routes are the API's busiest. tests/e2e follows these links, so a route that moves breaks them there.
-    return str(request.base_url).rstrip("/")
+    # Once per request: a page of jobs and their clips asks for it dozens of times.
+    base: str | None = request.scope.get(_BASE_KEY)
+    if base is None:
+        base = request.scope[_BASE_KEY] = str(request.base_url).rstrip("/")
+    return base
 
 
 def _source(job: Job) -> dict[str, Any]:
