@@ -58,11 +58,11 @@ from domain.errors import (
 from domain.ports import VideoModel
 from entrypoints.bootstrap import build_worker_container
 from entrypoints.console import fail
-from entrypoints.http.app import service_version, settle_heap
+from entrypoints.http.app import service_version
 from entrypoints.http.health import ServiceInfo, health_detailed
 from entrypoints.http.logging import configure_logging
 from entrypoints.job_metrics import JobMetrics, refresh_forever
-from entrypoints.lifecycle import Lifecycle
+from entrypoints.lifecycle import Lifecycle, settle_heap
 
 log = structlog.get_logger("opusclip.worker")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib.metadata
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -26,7 +25,7 @@ from entrypoints.http.metrics import AppMetrics
 from entrypoints.http.middleware import AccessLogMiddleware, RequestIdMiddleware
 from entrypoints.http.openapi import document, openapi
 from entrypoints.job_metrics import JobMetrics, refresh_forever
-from entrypoints.lifecycle import Lifecycle
+from entrypoints.lifecycle import Lifecycle, settle_heap
 
 
 def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starlette:
@@ -88,14 +87,6 @@ def create_app(container: Container, routes: Sequence[BaseRoute] = ()) -> Starle
     app.state.openapi = document(service_version(), metrics=metrics is not None)
     app.state.metrics = metrics
     return app
-
-
-def settle_heap() -> None:
-    """Move everything allocated at start-up (modules, the app, pools) out of the garbage collector's way:
-    a full collection then walks only what requests allocate, instead of pausing a busy process for as
-    long as walking every import takes (the long tail of request latencies)."""
-    gc.collect()
-    gc.freeze()
 
 
 def create_app_from_env() -> Starlette:
