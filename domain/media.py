@@ -141,6 +141,10 @@ class ClipOptions:
     caption_formats: frozenset[str] = attrs.field(
         default=frozenset({"srt", "vtt"}), converter=_caption_formats
     )
+    # Picks closer than this (seconds between one clip's end and the next one's start) are skipped while
+    # the video offers anything else, so runner-ups do not hug the best clip.
+    gap_seconds: float = 10.0
+    burn_captions: bool = False  # render the captions into the picture, not only as .srt/.vtt files
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.min_seconds <= self.max_seconds:
@@ -149,6 +153,8 @@ class ClipOptions:
             raise InvalidOptions("max length must be at most 600 s")
         if not 1 <= self.max_clips <= 50:
             raise InvalidOptions("max clips must be between 1 and 50")
+        if not 0 <= self.gap_seconds <= 3600:
+            raise InvalidOptions("gap must be between 0 and 3600 s")
         unknown = self.caption_formats - CAPTION_FORMATS
         if unknown:
             raise InvalidOptions(f"unknown caption format(s): {', '.join(sorted(unknown))}; use srt, vtt")
@@ -168,6 +174,8 @@ class ClipOptions:
             "max_clips": self.max_clips,
             "aspect": self.aspect.value,
             "caption_formats": sorted(self.caption_formats),
+            "gap_seconds": self.gap_seconds,
+            "burn_captions": self.burn_captions,
         }
 
     @classmethod
@@ -179,7 +187,7 @@ class ClipOptions:
             raise InvalidOptions(f"unknown option(s): {', '.join(sorted(unknown))}")
         try:
             values: dict[str, Any] = {}
-            for name in ("min_seconds", "max_seconds"):
+            for name in ("min_seconds", "max_seconds", "gap_seconds"):
                 if name in data:
                     values[name] = _number(data[name], name)
             if "max_clips" in data:
@@ -188,6 +196,10 @@ class ClipOptions:
                 values["max_clips"] = data["max_clips"]
             if "aspect" in data:
                 values["aspect"] = _aspect(data["aspect"])
+            if "burn_captions" in data:
+                if not isinstance(data["burn_captions"], bool):
+                    raise InvalidOptions("burn_captions must be true or false")
+                values["burn_captions"] = data["burn_captions"]
             if "captions" in data and "caption_formats" in data:
                 raise InvalidOptions("give captions or caption_formats, not both")
             if "caption_formats" in data:
