@@ -205,19 +205,57 @@ class Feedback:
     created_at: datetime = attrs.field(factory=utcnow)
 
 
+@attrs.frozen
+class RatedSpan:
+    """A clip's span of a video with the ratings it received: training labels its seconds by them."""
+
+    video_id: str
+    sha256: str
+    start: float
+    end: float
+    rating: float  # the mean of its ratings, each -1 or 1
+    ratings: int
+
+
 # The untrained model: HighlightNet's interpretable prior, always available, served until a version is active.
 PRIOR_MODEL_VERSION = "prior-v1"
 
 
+class ModelStatus(enum.StrEnum):
+    CANDIDATE = "candidate"  # trained and measured, never served
+    ACTIVE = "active"  # the one version the service scores with (at most one)
+    RETIRED = "retired"  # was active once; can be activated again (a rollback)
+
+
 @attrs.define
 class ModelVersion:
+    """A trained HighlightNet in the registry: its weights and card under MODEL_CACHE_DIR, its metrics on
+    the held-out split of the run that made it, and what it was trained on."""
+
     id: str
     version: str
     artifact_path: str
     metrics: dict[str, float] = attrs.field(factory=dict)
     card: dict[str, Any] = attrs.field(factory=dict)
-    active: bool = False
+    status: ModelStatus = ModelStatus.CANDIDATE
+    dataset: dict[str, Any] = attrs.field(factory=dict)  # summary: videos, seconds, ratings, split
     created_at: datetime = attrs.field(factory=utcnow)
+
+    @property
+    def active(self) -> bool:
+        return self.status is ModelStatus.ACTIVE
+
+
+def beats(
+    candidate: dict[str, float], incumbent: dict[str, float] | None, metric: str, margin: float
+) -> bool:
+    """Promotion rule: the candidate's held-out ``metric`` exceeds the incumbent's on the same split by more
+    than ``margin``. Without an incumbent figure the candidate must beat ``margin`` over zero, which for a
+    rank correlation means better than a random ranking."""
+    if metric not in candidate:
+        return False
+    floor = 0.0 if incumbent is None or metric not in incumbent else incumbent[metric]
+    return candidate[metric] > floor + margin
 
 
 class TrainingStatus(enum.StrEnum):
@@ -229,6 +267,9 @@ class TrainingStatus(enum.StrEnum):
 
 @attrs.define
 class TrainingRun:
+    """One training run, queued to finished: its parameters, the dataset and split it used, the held-out
+    evaluation of candidate, active version and random baseline, and whether the candidate was promoted."""
+
     id: str
     status: TrainingStatus = TrainingStatus.QUEUED
     params: dict[str, Any] = attrs.field(factory=dict)
@@ -238,3 +279,27 @@ class TrainingRun:
     error: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)
     finished_at: datetime | None = None
+    dataset: dict[str, Any] = attrs.field(factory=dict)
+    report: dict[str, Any] = attrs.field(factory=dict)
+    started_at: datetime | None = None
+    requested_by: str | None = None
+
+    def start(self, now: datetime) -> None:
+        if self.status is not TrainingStatus.QUEUED:
+            raise IllegalTransition(f"training run {self.id} is {self.status.value}, not queued")
+        self.status, self.started_at = TrainingStatus.RUNNING, now
+
+    def succeed(
+        self, now: datetime, candidate: str | None, promoted: bool, metrics: dict[str, float]
+    ) -> None:
+        self._finish(now, TrainingStatus.SUCCEEDED)
+        self.candidate_version, self.promoted, self.metrics = candidate, promoted, metrics
+
+    def fail(self, now: datetime, reason: str) -> None:
+        self._finish(now, TrainingStatus.FAILED)
+        self.error = reason
+
+    def _finish(self, now: datetime, status: TrainingStatus) -> None:
+        if self.status is not TrainingStatus.RUNNING:
+            raise IllegalTransition(f"training run {self.id} is {self.status.value}, not running")
+        self.status, self.finished_at = status, now

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from domain.auth import Principal, RateDecision, RouteClass, Scope
-from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video
+from domain.jobs import Feedback, Job, JobStatus, ModelVersion, RatedSpan, StoredClip, TrainingRun, Video
 from domain.media import Analysis, Clip, ClipOptions, MediaInfo, RenderedClip, Transcript
 
 # (fraction done in [0, 1]) -> None; a stage reports through its own callback.
@@ -159,6 +159,14 @@ class FeedbackRepository(Protocol):
         """One rating per rater and clip: a second one replaces the first (the stored row is returned)."""
         ...
 
+    async def rated_spans(self) -> Sequence[RatedSpan]:
+        """Every rated clip's span, with its video and the mean of its ratings, oldest video first."""
+        ...
+
+    async def count_since(self, since: datetime | None) -> int:
+        """Ratings given (or changed) after ``since``; all of them for None."""
+        ...
+
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]: ...
 
 
@@ -166,7 +174,11 @@ class ModelVersionRepository(Protocol):
     async def add(self, version: ModelVersion) -> None: ...
     async def get(self, version_id: str) -> ModelVersion | None: ...
     async def active(self) -> ModelVersion | None: ...
-    async def activate(self, version_id: str) -> None: ...
+
+    async def activate(self, version_id: str) -> ModelVersion:
+        """Make this version the active one and retire the one before it, atomically."""
+        ...
+
     async def list(self) -> Sequence[ModelVersion]: ...
 
 
@@ -174,6 +186,10 @@ class TrainingRunRepository(Protocol):
     async def add(self, run: TrainingRun) -> None: ...
     async def get(self, run_id: str) -> TrainingRun | None: ...
     async def update(self, run: TrainingRun) -> None: ...
+
+    async def last_succeeded(self) -> TrainingRun | None:
+        """The newest run that finished with a trained version."""
+        ...
 
 
 class JobQueue(Protocol):

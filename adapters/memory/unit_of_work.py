@@ -17,7 +17,19 @@ from typing import Any, Generic, Self, TypeVar
 import attrs
 
 from domain.errors import Conflict, NotFound
-from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video, utcnow
+from domain.jobs import (
+    Feedback,
+    Job,
+    JobStatus,
+    ModelStatus,
+    ModelVersion,
+    RatedSpan,
+    StoredClip,
+    TrainingRun,
+    TrainingStatus,
+    Video,
+    utcnow,
+)
 from domain.paging import decode_cursor, encode_cursor
 from domain.ports import (
     ClipRepository,
@@ -186,9 +198,10 @@ class MemoryClipRepository:
 
 
 class MemoryFeedbackRepository:
-    def __init__(self, table: _Table[Feedback], clips: _Table[StoredClip]) -> None:
+    def __init__(self, table: _Table[Feedback], clips: _Table[StoredClip], videos: _Table[Video]) -> None:
         self._table = table
         self._clips = clips
+        self._videos = videos
 
     async def add(self, feedback: Feedback) -> None:
         _exists(self._clips, feedback.clip_id, "clip")
@@ -207,6 +220,24 @@ class MemoryFeedbackRepository:
 
     async def for_clip(self, clip_id: str) -> Sequence[Feedback]:
         return self._table.select(lambda f: f.clip_id == clip_id, lambda f: (f.created_at, f.id))
+
+    async def rated_spans(self) -> Sequence[RatedSpan]:
+        by_clip: dict[str, list[int]] = {}
+        for rating in self._table.rows():
+            by_clip.setdefault(rating.clip_id, []).append(rating.rating)
+        spans = []
+        for clip_id, ratings in by_clip.items():
+            clip = self._clips.get(clip_id)
+            video = None if clip is None else self._videos.get(clip.video_id)
+            if clip is None or video is None:
+                continue
+            mean = sum(ratings) / len(ratings)
+            spans.append((video, RatedSpan(video.id, video.sha256, clip.start, clip.end, mean, len(ratings))))
+        spans.sort(key=lambda pair: (pair[0].created_at, pair[0].id, pair[1].start))
+        return [span for _, span in spans]
+
+    async def count_since(self, since: datetime | None) -> int:
+        return sum(1 for f in self._table.rows() if since is None or f.created_at > since)
 
 
 @attrs.define
@@ -259,16 +290,17 @@ class MemoryModelVersionRepository:
     async def active(self) -> ModelVersion | None:
         return next((v for v in self._table.rows() if v.active), None)
 
-    async def activate(self, version_id: str) -> None:
+    async def activate(self, version_id: str) -> ModelVersion:
         chosen = self._table.get(version_id)
         if chosen is None:
             raise NotFound(f"model version {version_id} does not exist")
         for version in self._table.rows():
             if version.active and version.id != version_id:
-                version.active = False
+                version.status = ModelStatus.RETIRED
                 self._table.put(version.id, version)
-        chosen.active = True
+        chosen.status = ModelStatus.ACTIVE
         self._table.put(chosen.id, chosen)
+        return copy.deepcopy(chosen)
 
     async def list(self) -> Sequence[ModelVersion]:
         return self._table.select(lambda _: True, lambda v: (v.created_at, v.id))[::-1]
@@ -288,6 +320,12 @@ class MemoryTrainingRunRepository:
         if run.id not in self._table:
             raise NotFound(f"training run {run.id} does not exist")
         self._table.put(run.id, run)
+
+    async def last_succeeded(self) -> TrainingRun | None:
+        done = self._table.select(
+            lambda r: r.status is TrainingStatus.SUCCEEDED, lambda r: (r.created_at, r.id)
+        )
+        return done[-1] if done else None
 
 
 @attrs.define
@@ -319,7 +357,7 @@ class MemoryUnitOfWork:
         self.videos = MemoryVideoRepository(videos)
         self.jobs = MemoryJobRepository(jobs, videos)
         self.clips = MemoryClipRepository(clips, jobs, videos)
-        self.feedback = MemoryFeedbackRepository(feedback, clips)
+        self.feedback = MemoryFeedbackRepository(feedback, clips, videos)
         self.models = MemoryModelVersionRepository(models)
         self.training_runs = MemoryTrainingRunRepository(runs)
         self.queue = MemoryJobQueue(queue)

@@ -18,6 +18,7 @@ from domain.jobs import (
     Feedback,
     Job,
     JobStatus,
+    ModelStatus,
     ModelVersion,
     StoredClip,
     TrainingRun,
@@ -57,5 +58,5 @@ VIDEOS = RowMapping(Video)
 JOBS = RowMapping(Job, enums={"status": JobStatus})
 CLIPS = RowMapping(StoredClip, columns={"start": "start_seconds", "end": "end_seconds"})
 FEEDBACK = RowMapping(Feedback, columns={"user": "rater"})
-MODELS = RowMapping(ModelVersion)
+MODELS = RowMapping(ModelVersion, enums={"status": ModelStatus})
 RUNS = RowMapping(TrainingRun, enums={"status": TrainingStatus})

@@ -21,7 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.postgres import mapping
 from adapters.postgres.tables import clips, feedback, jobs, model_versions, training_runs, videos
 from domain.errors import Conflict, NotFound
-from domain.jobs import Feedback, Job, JobStatus, ModelVersion, StoredClip, TrainingRun, Video
+from domain.jobs import (
+    Feedback,
+    Job,
+    JobStatus,
+    ModelStatus,
+    ModelVersion,
+    RatedSpan,
+    StoredClip,
+    TrainingRun,
+    TrainingStatus,
+    Video,
+)
 from domain.paging import decode_cursor, encode_cursor
 from domain.ports import JobCounts, JobPage
 
@@ -30,6 +41,7 @@ _ACTIVATION_LOCK_ID = 0x0F05AC71
 
 
 _FOREIGN_KEY_VIOLATION = "23503"
+_ACTIVE = model_versions.c.status == ModelStatus.ACTIVE.value
 
 
 @contextlib.contextmanager
@@ -212,6 +224,34 @@ class PostgresFeedbackRepository:
         )
         return [mapping.FEEDBACK.entity_of(row) for row in await _all(self._connection, query)]
 
+    async def rated_spans(self) -> Sequence[RatedSpan]:
+        query = (
+            sa.select(
+                clips.c.video_id,
+                videos.c.sha256,
+                clips.c.start_seconds,
+                clips.c.end_seconds,
+                sa.func.avg(feedback.c.rating).label("rating"),
+                sa.func.count().label("ratings"),
+            )
+            .select_from(feedback.join(clips, clips.c.id == feedback.c.clip_id))
+            .join(videos, videos.c.id == clips.c.video_id)
+            .group_by(clips.c.id, clips.c.video_id, videos.c.sha256, videos.c.created_at)
+            .order_by(videos.c.created_at, clips.c.video_id, clips.c.start_seconds, clips.c.id)
+        )
+        return [
+            RatedSpan(
+                row.video_id, row.sha256, row.start_seconds, row.end_seconds, float(row.rating), row.ratings
+            )
+            for row in await _all(self._connection, query)
+        ]
+
+    async def count_since(self, since: datetime | None) -> int:
+        query = sa.select(sa.func.count()).select_from(feedback)
+        if since is not None:
+            query = query.where(feedback.c.created_at > since)
+        return int((await self._connection.execute(query)).scalar_one())
+
 
 class PostgresModelVersionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -230,19 +270,27 @@ class PostgresModelVersionRepository:
         return None if row is None else mapping.MODELS.entity_of(row)
 
     async def active(self) -> ModelVersion | None:
-        row = await _one(self._connection, sa.select(model_versions).where(model_versions.c.active))
+        row = await _one(self._connection, sa.select(model_versions).where(_ACTIVE))
         return None if row is None else mapping.MODELS.entity_of(row)
 
-    async def activate(self, version_id: str) -> None:
+    async def activate(self, version_id: str) -> ModelVersion:
         connection, table = self._connection, model_versions
         await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_ACTIVATION_LOCK_ID)))
         if await _one(connection, sa.select(table.c.id).where(table.c.id == version_id)) is None:
             raise NotFound(f"model version {version_id} does not exist")
-        # Deactivate first: the partial unique index rejects two active rows even within one statement.
+        # Retire first: the partial unique index rejects two active rows even within one statement.
         await connection.execute(
-            sa.update(table).where(table.c.active, table.c.id != version_id).values(active=False)
+            sa.update(table).where(_ACTIVE, table.c.id != version_id).values(status=ModelStatus.RETIRED.value)
         )
-        await connection.execute(sa.update(table).where(table.c.id == version_id).values(active=True))
+        row = (
+            await connection.execute(
+                sa.update(table)
+                .where(table.c.id == version_id)
+                .values(status=ModelStatus.ACTIVE.value)
+                .returning(*table.c)
+            )
+        ).one()
+        return mapping.MODELS.entity_of(row)
 
     async def list(self) -> Sequence[ModelVersion]:
         query = sa.select(model_versions).order_by(
@@ -264,3 +312,13 @@ class PostgresTrainingRunRepository:
 
     async def update(self, run: TrainingRun) -> None:
         await _update(self._connection, training_runs, mapping.RUNS.values(run), "training run")
+
+    async def last_succeeded(self) -> TrainingRun | None:
+        query = (
+            sa.select(training_runs)
+            .where(training_runs.c.status == TrainingStatus.SUCCEEDED.value)
+            .order_by(training_runs.c.created_at.desc(), training_runs.c.id.desc())
+            .limit(1)
+        )
+        row = await _one(self._connection, query)
+        return None if row is None else mapping.RUNS.entity_of(row)

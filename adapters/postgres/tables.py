@@ -130,10 +130,13 @@ model_versions = sa.Table(
     sa.Column("artifact_path", sa.Text, nullable=False),
     _json("metrics"),
     _json("card"),
-    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.Text, nullable=False, server_default="candidate"),
+    _json("dataset"),
     _timestamp("created_at"),
-    # Every active row has active = true, so a unique index over those rows allows at most one.
-    sa.Index("uq_model_versions_active", "active", unique=True, postgresql_where=sa.text("active")),
+    # A unique index over the active rows alone allows at most one of them.
+    sa.Index(
+        "uq_model_versions_active", "status", unique=True, postgresql_where=sa.text("status = 'active'")
+    ),
 )
 
 training_runs = sa.Table(
@@ -148,5 +151,9 @@ training_runs = sa.Table(
     sa.Column("error", sa.Text),
     _timestamp("created_at"),
     _timestamp("finished_at", nullable=True),
+    _json("dataset"),
+    _json("report"),
+    _timestamp("started_at", nullable=True),
+    sa.Column("requested_by", sa.Text),
     sa.Index("ix_training_runs_created_at", "created_at"),
 )

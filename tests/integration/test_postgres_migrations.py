@@ -23,7 +23,7 @@ from adapters.postgres.migrate import downgrade, upgrade
 from adapters.postgres.tables import include_name, metadata
 from domain.jobs import new_id
 
-HEAD = "0002"
+HEAD = "0003"
 # The queue's own tables, created by procrastinate's schema script in migration 0002.
 PROCRASTINATE_TABLES = {
     "procrastinate_jobs",

@@ -21,7 +21,9 @@ from domain.jobs import (
     Feedback,
     Job,
     JobStatus,
+    ModelStatus,
     ModelVersion,
+    RatedSpan,
     StoredClip,
     TrainingRun,
     TrainingStatus,
@@ -364,7 +366,8 @@ async def test_model_versions_keep_exactly_one_active(uow: UnitOfWorkFactory) ->
         await tx.models.activate(ours[0].id)
         await tx.commit()
     async with uow() as tx:
-        await tx.models.activate(ours[2].id)
+        activated = await tx.models.activate(ours[2].id)
+        assert (activated.id, activated.status) == (ours[2].id, ModelStatus.ACTIVE)
         await tx.commit()
     async with uow() as tx:
         active = await tx.models.active()
@@ -372,12 +375,51 @@ async def test_model_versions_keep_exactly_one_active(uow: UnitOfWorkFactory) ->
         listed = [v for v in await tx.models.list() if v.id in {o.id for o in ours}]
         assert [v.id for v in listed] == [o.id for o in reversed(ours)]
         assert [v.active for v in listed] == [True, False, False]
+        # The one it replaced is retired (a rollback can activate it again); the other stays a candidate.
+        assert [v.status for v in listed] == [ModelStatus.ACTIVE, ModelStatus.CANDIDATE, ModelStatus.RETIRED]
         assert await tx.models.get(ours[1].id) == ours[1]
         with pytest.raises(NotFound):
             await tx.models.activate(new_id())
     async with uow() as tx:
         with pytest.raises(Conflict):
             await tx.models.add(ModelVersion(id=new_id(), version=ours[0].version, artifact_path="/x"))
+
+
+async def test_rated_spans_average_each_clips_ratings_and_count_new_ones(uow: UnitOfWorkFactory) -> None:
+    job, video = await _stored_job_and_video(uow)
+    liked, split, unrated = _clip(job, video, 0), _clip(job, video, 1), _clip(job, video, 2)
+    later = T0 + timedelta(days=1)
+    async with uow() as tx:
+        await tx.clips.add_many([liked, split, unrated])
+        await tx.feedback.add(Feedback(id=new_id(), clip_id=liked.id, user="ana", rating=1, created_at=T0))
+        await tx.feedback.add(Feedback(id=new_id(), clip_id=split.id, user="ana", rating=1, created_at=T0))
+        await tx.feedback.add(Feedback(id=new_id(), clip_id=split.id, user="bo", rating=-1, created_at=later))
+        await tx.commit()
+    async with uow() as tx:
+        # Other tests share the tables: look at this video's spans only.
+        spans = [s for s in await tx.feedback.rated_spans() if s.video_id == video.id]
+        assert spans == [
+            RatedSpan(video.id, video.sha256, liked.start, liked.end, 1.0, 1),
+            RatedSpan(video.id, video.sha256, split.start, split.end, 0.0, 2),
+        ]
+        everything = await tx.feedback.count_since(None)
+        assert everything >= 3
+        assert await tx.feedback.count_since(later + timedelta(days=36500)) == 0
+        assert await tx.feedback.count_since(later - timedelta(seconds=1)) >= 1
+
+
+async def test_the_last_succeeded_training_run_is_the_newest_succeeded_one(uow: UnitOfWorkFactory) -> None:
+    far = T0 + timedelta(days=36500)  # newer than any other test's runs in a shared table
+    old = TrainingRun(id=new_id(), status=TrainingStatus.SUCCEEDED, created_at=far)
+    new = TrainingRun(id=new_id(), status=TrainingStatus.SUCCEEDED, created_at=far + timedelta(hours=1))
+    failed = TrainingRun(id=new_id(), status=TrainingStatus.FAILED, created_at=far + timedelta(hours=2))
+    async with uow() as tx:
+        for run in (old, new, failed):
+            await tx.training_runs.add(run)
+        await tx.commit()
+    async with uow() as tx:
+        last = await tx.training_runs.last_succeeded()
+        assert last is not None and last.id == new.id
 
 
 async def test_training_run_round_trip_and_update(uow: UnitOfWorkFactory) -> None:
@@ -387,6 +429,11 @@ async def test_training_run_round_trip_and_update(uow: UnitOfWorkFactory) -> Non
         await tx.commit()
     run.status, run.metrics, run.candidate_version = TrainingStatus.SUCCEEDED, {"ndcg": 0.71}, "v-next"
     run.promoted, run.error, run.finished_at = True, None, T0 + timedelta(minutes=7)
+    run.dataset, run.report = (
+        {"videos": 12, "split": {"validation": ["v1"]}},
+        {"candidate": {"kendall_tau": 0.3}},
+    )
+    run.started_at, run.requested_by = T0 + timedelta(seconds=5), "ana"
     async with uow() as tx:
         await tx.training_runs.update(run)
         await tx.commit()

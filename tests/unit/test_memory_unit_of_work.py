@@ -11,7 +11,7 @@ import pytest
 
 from adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from domain.errors import Conflict, NotFound
-from domain.jobs import Job, JobStatus, ModelVersion, StoredClip, Video, new_id
+from domain.jobs import Job, JobStatus, ModelStatus, ModelVersion, StoredClip, Video, new_id
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -124,13 +124,17 @@ async def test_constraints_match_postgres() -> None:
 
 async def test_activation_is_staged_like_any_other_write() -> None:
     factory = MemoryUnitOfWorkFactory()
-    old = ModelVersion(id=new_id(), version="v1", artifact_path="/1", active=True, created_at=T0)
+    old = ModelVersion(
+        id=new_id(), version="v1", artifact_path="/1", status=ModelStatus.ACTIVE, created_at=T0
+    )
     new = ModelVersion(id=new_id(), version="v2", artifact_path="/2", created_at=T0 + timedelta(days=1))
     async with factory() as uow:
         await uow.models.add(old)
         await uow.models.add(new)
         with pytest.raises(Conflict):
-            await uow.models.add(ModelVersion(id=new_id(), version="v3", artifact_path="/3", active=True))
+            await uow.models.add(
+                ModelVersion(id=new_id(), version="v3", artifact_path="/3", status=ModelStatus.ACTIVE)
+            )
         await uow.commit()
     async with factory() as uow:
         await uow.models.activate(new.id)
