@@ -31,6 +31,9 @@ class JobRunPolicy:
     lease_seconds: float = 60.0
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     progress_interval: float = 1.0  # the most often progress is written to the job row
+    # MODEL_VERSION: every attempt scores with this version. Unset, an attempt scores with the registry's
+    # active version as it stands when the attempt starts (the built-in prior while none is active).
+    model_pin: str | None = None
 
     @property
     def lease(self) -> timedelta:

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from application.job_attempt import JobAttempt, JobRunPolicy
+from application.models import served_version
 from domain.codec import decode_analysis, decode_transcript, encode_analysis, encode_transcript
 from domain.errors import JobCancelled, JobFailed, LeaseLost, NotFound, OpusClipError, RetryScheduled
 from domain.jobs import Job, JobStatus, StoredClip, Video, new_id
@@ -149,6 +150,8 @@ class ProcessJob:
         options = ClipOptions.from_dict(job.options)
         timings: dict[str, float] = {}
         hits: set[str] = set()
+        # Chosen once, as the attempt starts: a promotion while it runs takes effect from the next job.
+        model = self.model.using(await served_version(self.uow, self.policy.model_pin))
 
         def stage(name: str) -> Callable[[float], None]:
             return lambda fraction: progress(name, fraction)
@@ -202,8 +205,8 @@ class ProcessJob:
             )
 
             await attempt.checkpoint("score")
-            model_version = self.model.version
-            scores: np.ndarray = await timed("score", self.model.score, analysis, transcript)
+            model_version = model.version
+            scores: np.ndarray = await timed("score", model.score, analysis, transcript)
             await attempt.checkpoint("select")
             clips = await timed("select", _select, scores, transcript, analysis, options)
 

@@ -71,6 +71,11 @@ class VideoModel(Protocol):
 
     def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray: ...
 
+    def using(self, version: str | None) -> VideoModel:
+        """This model at a registry version (None: the built-in prior). A version this host cannot load
+        falls back to the prior, and the returned model's ``version`` says which one scores."""
+        ...
+
 
 class ClipRenderer(Protocol):
     """Cuts a span into a playable mp4 (reframed to the options' aspect) plus caption files."""

@@ -154,7 +154,9 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     from adapters.speech.vad import SileroVad
 
     container = _base(config, media_root)
-    container[JobRunPolicy] = JobRunPolicy(lease_seconds=config.job_lease_seconds, retry=RetryPolicy(1))
+    container[JobRunPolicy] = JobRunPolicy(
+        lease_seconds=config.job_lease_seconds, retry=RetryPolicy(1), model_pin=config.model_version or None
+    )
     lifecycle = container[Lifecycle]
     container[MediaFetcher] = LocalFileFetcher()
     container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(_media_limits(config), vad=SileroVad()))
@@ -195,6 +197,7 @@ def _service_policy(config: AppConfig) -> JobRunPolicy:
             base_seconds=config.job_retry_base_seconds,
             max_seconds=config.job_retry_max_seconds,
         ),
+        model_pin=config.model_version or None,
     )
 
 

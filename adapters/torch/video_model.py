@@ -37,6 +37,9 @@ class TorchVideoModel:
     def version(self) -> str:
         return self.manager.load(self.requested_version).version
 
+    def using(self, version: str | None) -> TorchVideoModel:
+        return TorchVideoModel(self.manager, version)
+
     def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray:
         if analysis.seconds == 0:
             return np.zeros(0, dtype=np.float32)

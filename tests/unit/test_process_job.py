@@ -1,12 +1,14 @@
+import attrs
 import pytest
 
 from adapters.memory.cache import MemoryCache
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from application.job_attempt import JobRunPolicy
+from application.models import ActivateModel
 from application.process_job import ProcessJob
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.errors import InvalidOptions, JobFailed, MediaError
-from domain.jobs import JobStatus
+from domain.jobs import JobStatus, ModelVersion, new_id
 from domain.retry import RetryPolicy
 from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
 
@@ -47,6 +49,34 @@ async def test_a_job_runs_every_stage_and_saves_its_clips(parts) -> None:
     assert stored is not None and stored.status is JobStatus.SUCCEEDED and stored.progress == 1.0
     assert sorted(c.rank for c in clips) == [1, 2]
     assert all(c.model_version == "fake-model/1" for c in clips)
+
+
+async def _register(uow, version: str) -> str:
+    model = ModelVersion(id=new_id(), version=version, artifact_path=f"/models/{version}.safetensors")
+    async with uow() as tx:
+        await tx.models.add(model)
+        await tx.commit()
+    return model.id
+
+
+async def test_each_job_scores_with_the_version_active_when_it_starts(parts) -> None:
+    process = ProcessJob(**parts)  # one long-lived use case, as in a running worker
+    first = await process((await _submit(parts)).id)
+    assert first.model_version == "fake-model/1"  # nothing active yet: the built-in model
+
+    await ActivateModel(parts["uow"])(await _register(parts["uow"], "v-next"))
+    second = await process((await _submit(parts, min_seconds=10)).id)
+    assert second.model_version == "v-next"
+    async with parts["uow"]() as uow:
+        clips = await uow.clips.for_job(second.job.id)
+    assert clips and all(c.model_version == "v-next" for c in clips)
+
+
+async def test_a_pinned_version_wins_over_the_registry(parts) -> None:
+    await ActivateModel(parts["uow"])(await _register(parts["uow"], "v-active"))
+    parts["policy"] = attrs.evolve(parts["policy"], model_pin="v-pinned")
+    result = await ProcessJob(**parts)((await _submit(parts)).id)
+    assert result.model_version == "v-pinned"
 
 
 async def test_second_run_with_other_options_skips_decoding(parts) -> None:
