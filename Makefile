@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test,dev]'
 	@command -v espeak-ng >/dev/null || { apt-get update -q && apt-get install -y -q espeak-ng; } \
 		|| echo "warning: espeak-ng could not be installed; speech tests and the demo need it" >&2
+	@command -v tesseract >/dev/null || { apt-get update -q && apt-get install -y -q tesseract-ocr; } \
+		|| echo "warning: tesseract-ocr could not be installed; the burned-in caption tests need it" >&2
 	@touch $(STAMP)
 
 demo: install

@@ -42,6 +42,7 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
             max_clips=args.max_clips,
             aspect=args.aspect,
             caption_formats=captions,
+            **_flags(args),
         )
     except (OpusClipError, ValueError) as error:
         return fail(getattr(error, "message", str(error)), EXIT_BAD_INPUT)
@@ -73,6 +74,11 @@ def run_clip(config: AppConfig, args: argparse.Namespace) -> int:
         shutil.rmtree(staging, ignore_errors=True)
     _summary(report, out)
     return 0
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """--gap and --burn-captions where the parser defines them; ClipOptions' defaults otherwise."""
+    return {name: getattr(args, name) for name in ("gap_seconds", "burn_captions") if hasattr(args, name)}
 
 
 async def _process(

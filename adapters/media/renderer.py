@@ -1,4 +1,5 @@
-"""Cuts a span of a video into an h264/aac mp4, optionally reframed around the main face, with captions.
+"""Cuts a span of a video into an h264/aac mp4, optionally reframed around the main face, with captions
+written beside it and, when asked, burned into the picture (after the crop and scale, on the output frame).
 
 Only the span is decoded: seek to the keyframe before it, drop frames before its first frame, and
 trim audio to the sample at that frame's time so picture and sound start together at timestamp 0.
@@ -14,6 +15,7 @@ import attrs
 import av
 import numpy as np
 
+from adapters.media.caption_burner import CaptionBurner
 from adapters.media.decoding import PacketDecoder, main_video, seek_before
 from adapters.media.faces import CropPath, FaceTracker
 from domain.captions import to_srt, to_vtt
@@ -174,7 +176,7 @@ def _slice(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
 
 @attrs.define
 class PyAVClipRenderer:
-    """ClipRenderer with PyAV: h264 (libx264) + aac mp4, face-following crops, srt/vtt captions."""
+    """ClipRenderer with PyAV: h264 (libx264) + aac mp4, face-following crops, srt/vtt and burned captions."""
 
     faces: FaceTracker | None = None
     preset: str = "veryfast"
@@ -245,6 +247,9 @@ class PyAVClipRenderer:
                 vout.codec_context.time_base = vout.time_base = _time_base(vin)
                 vout.codec_context.thread_count = self.threads
                 audio = _AudioCut.open(dst, ain, self.audio_bitrate) if ain is not None else None
+                burner = None
+                if options.burn_captions and clip.words:
+                    burner = CaptionBurner.from_words(clip.words, span.start, vout.width, vout.height)
                 # Frames carry the file's own timestamps: work in them, answer in media time.
                 origin = info.start_time
                 first = self._copy(
@@ -257,6 +262,7 @@ class PyAVClipRenderer:
                     window,
                     vout,
                     audio,
+                    burner,
                     progress,
                 )
                 dst.mux(vout.encode(None))
@@ -275,6 +281,7 @@ class PyAVClipRenderer:
         window: _Window,
         vout: av.VideoStream,
         audio: _AudioCut | None,
+        burner: CaptionBurner | None,
         progress: Progress,
     ) -> float:
         time_base = _time_base(vin)
@@ -313,6 +320,8 @@ class PyAVClipRenderer:
                 out = window.cut(frame, t - start)
                 if (out.width, out.height) != (vout.width, vout.height):
                     out = out.reformat(width=vout.width, height=vout.height, interpolation="AREA")
+                if burner is not None:  # cues are timed from the span's start; a decoded frame is not ours
+                    out = burner.burn(out, t - start, in_place=out is not frame)
                 out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
                 dst.mux(vout.encode(out))
                 progress(min(0.99, (t - first_t) / max(duration, 1e-6)))

@@ -7,6 +7,7 @@ from typing import Any
 from lagom import Container
 from starlette.routing import Route
 
+from domain.media import ClipOptions
 from entrypoints.http.api import api_routes
 from entrypoints.http.openapi import document
 
@@ -70,3 +71,12 @@ def test_the_bearer_scheme_is_declared() -> None:
 
 def test_metrics_leave_the_document_when_disabled() -> None:
     assert "/metrics" not in document("test", metrics=False)["paths"]
+
+
+def test_job_options_document_every_option_with_its_default() -> None:
+    schema = DOC["components"]["schemas"]["JobOptions"]["properties"]
+    defaults = ClipOptions().to_dict()
+    assert set(schema) == set(defaults) | {"captions"}
+    for name, value in defaults.items():
+        if name != "caption_formats":
+            assert schema[name]["default"] == value, name
