@@ -1,23 +1,23 @@
-"""Per-second features and cut points derived from a transcript's word timings.
-
-Pocketsphinx gives no punctuation, so a sentence end is read from timing alone: a word followed
-by a pause of at least ``SENTENCE_PAUSE`` seconds.
-"""
+"""Per-second features and cut points derived from a transcript's words and sentences (domain.sentences)."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 
 import attrs
 import numpy as np
 
 from domain.media import Span, Transcript
+from domain.sentences import SENTENCE_PAUSE, Phrase, Sentence, sentences
 
-SENTENCE_PAUSE = 0.5  # seconds of silence after a word that close a sentence
 CUT_PADDING = 0.25  # seconds of breathing room kept around speech at a cut, at most half the gap
 
 # How clean a cut is, 0..1; selection rewards clean starts and ends with a small bonus.
 SENTENCE_STRENGTH = 1.0
+CLAUSE_STRENGTH = 0.6  # only inside a sentence too long for a clip
+WORD_GAP_STRENGTH = 0.5  # at most, for a full sentence pause; only inside a clause too long for a clip
 SILENCE_STRENGTH = 0.8  # a gap between voice-activity segments
 SHOT_CUT_STRENGTH = 0.6
 VIDEO_EDGE_STRENGTH = 0.5  # the very start or end of the video may hold dead air
@@ -95,10 +95,9 @@ def text_features(transcript: Transcript, seconds: int) -> np.ndarray:
     covered = _per_second(speech_starts, speech_ends, np.ones(speech_starts.size), seconds)
     out[:, 0] = rate
     out[:, 1] = np.clip(1.0 - covered, 0.0, 1.0)
-    if speech_ends.size:
-        following = np.append(speech_starts[1:], float(seconds))
-        closes = (following - speech_ends >= SENTENCE_PAUSE) & (speech_ends < seconds)
-        out[np.floor(speech_ends[closes]).astype(np.int64), 2] = 1.0
+    closes = np.array([s.end for s in sentences(transcript.words)], dtype=np.float64)
+    closes = closes[(closes >= 0) & (closes < seconds)]
+    out[np.floor(closes).astype(np.int64), 2] = 1.0
     return out
 
 
@@ -123,20 +122,73 @@ def _grid(existing: np.ndarray, duration: float) -> np.ndarray:
     return grid[nearest > GRID_GAP]
 
 
-def _finish(
-    times: list[np.ndarray],
-    strengths: list[np.ndarray],
-    starts: np.ndarray,
-    ends: np.ndarray,
+@attrs.define
+class _Points:
+    """Cut points being gathered, as (time, strength) lists for starts and for ends."""
+
+    starts: list[tuple[float, float]] = attrs.field(factory=list)
+    ends: list[tuple[float, float]] = attrs.field(factory=list)
+
+    def around(self, units: Sequence[Phrase], strength: float | None) -> None:
+        """The cuts between consecutive units, each padded into the silence between them by up to half;
+        a ``None`` strength grows with the silence, up to WORD_GAP_STRENGTH for a sentence pause."""
+        for before, after in itertools.pairwise(units):
+            gap = max(0.0, after.start - before.end)
+            weight = min(gap / SENTENCE_PAUSE, 1.0) * WORD_GAP_STRENGTH if strength is None else strength
+            self.ends.append((before.end + min(CUT_PADDING, gap / 2), weight))
+            self.starts.append((after.start - min(CUT_PADDING, gap / 2), weight))
+
+    def inside(self, sentence: Sentence, longest: float) -> None:
+        """Clause edges of a sentence longer than ``longest``, and word gaps of its clauses that are too."""
+        if sentence.end - sentence.start <= longest:
+            return
+        self.around(sentence.clauses, CLAUSE_STRENGTH)
+        for clause in sentence.clauses:
+            if clause.end - clause.start > longest:
+                self.around([Phrase((w,)) for w in clause.words], None)
+
+
+def _quiet(times: np.ndarray, said: Sequence[Sentence], duration: float, quiet_seconds: float) -> np.ndarray:
+    """Mask of times in a stretch between sentences (or before the first, after the last) at least
+    ``quiet_seconds`` long: stretches that may hold a clip of their own, cut like a video without speech."""
+    if not said:
+        return np.ones(times.size, dtype=bool)
+    first = np.array([s.start for s in said], dtype=np.float64)
+    reach = np.maximum.accumulate(np.array([s.end for s in said], dtype=np.float64))
+    pos = np.searchsorted(first, times, side="right") - 1  # the last sentence started by each time
+    after = np.where(pos >= 0, reach[np.clip(pos, 0, None)], 0.0)
+    before = np.where(pos + 1 < first.size, first[np.clip(pos + 1, 0, first.size - 1)], duration)
+    return (times >= after) & (times <= before) & (before - after >= quiet_seconds)
+
+
+def _points(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    if not pairs:
+        return np.zeros(0), np.zeros(0)
+    t, s = zip(*pairs, strict=True)
+    return np.array(t, dtype=np.float64), np.array(s, dtype=np.float64)
+
+
+def _gather(
+    spoken: list[tuple[float, float]],
+    silent: list[tuple[float, float]],
+    said: Sequence[Sentence],
+    words: tuple[np.ndarray, np.ndarray],
     duration: float,
+    quiet_seconds: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    t = np.concatenate(times)
-    s = np.concatenate(strengths)
-    keep = (t >= 0) & (t <= duration) & np.isfinite(t)
-    keep[keep] = _outside_words(t[keep], starts, ends)
+    """Ascending cut times with their strengths: the spoken ones, the silent ones in quiet stretches, and a
+    grid where neither reaches; none strictly inside a word."""
+    t_silent, s_silent = _points(silent)
+    keep = np.isfinite(t_silent) & (t_silent >= 0) & (t_silent <= duration)
+    keep[keep] = _quiet(t_silent[keep], said, duration, quiet_seconds)
+    t_spoken, s_spoken = _points(spoken)
+    t = np.concatenate([t_spoken, t_silent[keep]])
+    s = np.concatenate([s_spoken, s_silent[keep]])
+    keep = np.isfinite(t) & (t >= 0) & (t <= duration)
+    keep[keep] = _outside_words(t[keep], *words)
     t, s = t[keep], s[keep]
     grid = _grid(t, duration)
-    grid = grid[_outside_words(grid, starts, ends)]
+    grid = grid[_quiet(grid, said, duration, quiet_seconds) & _outside_words(grid, *words)]
     t = np.concatenate([t, grid])
     s = np.concatenate([s, np.full(grid.size, GRID_STRENGTH)])
     # Sort by time, strongest first among equal times, then keep one entry per time.
@@ -148,48 +200,41 @@ def _finish(
 
 
 def boundaries(
-    transcript: Transcript, speech: Sequence[Span], shot_cuts: Sequence[float], duration: float
+    transcript: Transcript,
+    speech: Sequence[Span],
+    shot_cuts: Sequence[float],
+    duration: float,
+    *,
+    longest: float = math.inf,
+    quiet_seconds: float = 0.0,
 ) -> Boundaries:
-    """Candidate clip starts and ends: sentence edges, silences, shot cuts, the video's edges, else a grid."""
-    starts, ends = _word_arrays(transcript)
-    w_starts, w_ends = _merge(starts, ends)
-    gaps = np.append(w_starts[1:], duration) - w_ends  # silence after each stretch of speech
-    gaps_before = w_starts - np.insert(w_ends[:-1], 0, 0.0)
-    # Short gaps between words are valid but weak cuts (mid-sentence); long ones end a sentence.
-    after = np.where(gaps >= SENTENCE_PAUSE, SENTENCE_STRENGTH, np.clip(gaps / SENTENCE_PAUSE, 0, 1) * 0.5)
-    before = np.where(
-        gaps_before >= SENTENCE_PAUSE, SENTENCE_STRENGTH, np.clip(gaps_before / SENTENCE_PAUSE, 0, 1) * 0.5
-    )
-    if before.size:
-        before[0] = SENTENCE_STRENGTH  # the first word starts a sentence whatever came before
-    end_at = w_ends + np.minimum(CUT_PADDING, np.clip(gaps, 0, None) / 2)
-    start_at = w_starts - np.minimum(CUT_PADDING, np.clip(gaps_before, 0, None) / 2)
-    vad_starts = np.array([s.start for s in speech], dtype=np.float64)
-    vad_ends = np.array([s.end for s in speech], dtype=np.float64)
-    cuts = np.array(list(shot_cuts), dtype=np.float64)
-    edges = np.array([0.0, float(duration)])
-    edge_strength = np.full(2, VIDEO_EDGE_STRENGTH)
+    """Where clips may start and end.
 
-    def strength(values: np.ndarray, value: float) -> np.ndarray:
-        return np.full(values.size, value)
+    With words, clips start and end at sentence edges; a sentence longer than ``longest`` may also be cut
+    at its clause edges, and a clause longer than that at the gaps between its words. Silences (voice
+    activity edges), shot cuts, the video's edges and, as a last resort, a grid of whole seconds are cut
+    points only in stretches without sentences at least ``quiet_seconds`` long, as in a video without words.
+    """
+    said = sentences(transcript.words)
+    spoken = _Points()
+    if said:
+        spoken.starts.append(
+            (said[0].start - min(CUT_PADDING, max(said[0].start, 0.0) / 2), SENTENCE_STRENGTH)
+        )
+        last = max(s.end for s in said)
+        spoken.ends.append((last + min(CUT_PADDING, max(duration - last, 0.0) / 2), SENTENCE_STRENGTH))
+    spoken.around(said, SENTENCE_STRENGTH)
+    for sentence in said:
+        spoken.inside(sentence, longest)
 
-    b_starts, b_start_strength = _finish(
-        [start_at, vad_starts, cuts, edges[:1]],
-        [
-            before,
-            strength(vad_starts, SILENCE_STRENGTH),
-            strength(cuts, SHOT_CUT_STRENGTH),
-            edge_strength[:1],
-        ],
-        starts,
-        ends,
-        duration,
-    )
-    b_ends, b_end_strength = _finish(
-        [end_at, vad_ends, cuts, edges[1:]],
-        [after, strength(vad_ends, SILENCE_STRENGTH), strength(cuts, SHOT_CUT_STRENGTH), edge_strength[1:]],
-        starts,
-        ends,
-        duration,
-    )
+    silent_starts = [(s.start, SILENCE_STRENGTH) for s in speech] + [
+        (t, SHOT_CUT_STRENGTH) for t in shot_cuts
+    ]
+    silent_ends = [(s.end, SILENCE_STRENGTH) for s in speech] + [(t, SHOT_CUT_STRENGTH) for t in shot_cuts]
+    silent_starts.append((0.0, VIDEO_EDGE_STRENGTH))
+    silent_ends.append((float(duration), VIDEO_EDGE_STRENGTH))
+
+    words = _word_arrays(transcript)
+    b_starts, b_start_strength = _gather(spoken.starts, silent_starts, said, words, duration, quiet_seconds)
+    b_ends, b_end_strength = _gather(spoken.ends, silent_ends, said, words, duration, quiet_seconds)
     return Boundaries(b_starts, b_start_strength, b_ends, b_end_strength)

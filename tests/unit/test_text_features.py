@@ -4,13 +4,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.media import TEXT_FEATURES, Span, Transcript, Word
-from domain.text_features import SENTENCE_PAUSE, boundaries, text_features
+from domain.sentences import SENTENCE_PAUSE
+from domain.text_features import CLAUSE_STRENGTH, CUT_PADDING, boundaries, text_features
 
 RATE, PAUSE, SENTENCE_END = (TEXT_FEATURES.index(n) for n in ("speaking_rate", "pause", "sentence_end"))
 
 
-def transcript(*spans: tuple[float, float]) -> Transcript:
-    return Transcript(tuple(Word(f"w{i}", s, e) for i, (s, e) in enumerate(spans)))
+def transcript(*spans: tuple[float, float], text: str = "") -> Transcript:
+    tokens = text.split() or [f"w{i}" for i in range(len(spans))]
+    return Transcript(tuple(Word(t, s, e) for t, (s, e) in zip(tokens, spans, strict=True)))
 
 
 def test_shape_and_dtype() -> None:
@@ -70,13 +72,45 @@ def test_boundaries_never_fall_inside_a_word(
         assert ((strength >= 0) & (strength <= 1)).all()
 
 
-def test_sentence_edges_are_the_strongest_cuts() -> None:
-    words = transcript((1.0, 1.5), (1.5, 2.0), (3.0, 3.4))
-    b = boundaries(words, [], [1.2], 10.0)
-    assert 1.2 not in b.starts  # the shot cut lies inside a word
-    strong_ends = b.ends[b.end_strength == 1.0]
-    assert strong_ends == pytest.approx([2.25, 3.65])  # word end plus padding into the pause
-    assert b.start_strength[b.starts == 1.5] < 1.0  # touching words: a valid but weak cut
+def test_sentence_edges_are_the_only_cuts_in_speech() -> None:
+    words = transcript((1.0, 1.5), (1.5, 2.0), (3.0, 3.4))  # unpunctuated: the pause ends a sentence
+    b = boundaries(words, [], [1.2, 2.6], 10.0, quiet_seconds=5.0)
+    # Then a grid, only in the 6.6 s without words at the end: more than ``quiet_seconds``.
+    assert list(b.starts) == pytest.approx([1.0 - CUT_PADDING, 3.0 - CUT_PADDING, 8.0, 9.0, 10.0])
+    assert 1.5 not in b.starts and 1.5 not in b.ends  # touching words inside a sentence: no cut
+    assert 2.6 not in b.starts  # a shot cut in a short pause between sentences: not a clip's start
+    assert list(b.ends) == pytest.approx([2.0 + CUT_PADDING, 3.4 + CUT_PADDING, 10.0])
+    assert (b.start_strength[:2] == 1.0).all()
+
+
+def test_sentence_end_follows_punctuation() -> None:
+    words = transcript((0.0, 0.4), (0.5, 0.9), (1.0, 1.4), (2.2, 2.6), text="Hi there. Nice to")
+    x = text_features(words, 4)
+    # "there." ends one sentence; "Nice to" runs on past a 0.8 s pause (a clause) to the transcript's end.
+    assert list(np.flatnonzero(x[:, SENTENCE_END])) == [0, 2]
+
+
+def test_shot_cuts_and_silences_cut_only_long_stretches_without_words() -> None:
+    words = transcript((20.0, 20.5), (20.6, 21.0), text="Hello there.")
+    b = boundaries(words, [Span(2.0, 19.0)], [10.0, 21.5], 23.0, quiet_seconds=15.0)
+    assert {0.0, 2.0, 10.0} <= set(b.starts)  # 20 s of no words before the sentence
+    assert 21.5 not in b.ends and 23.0 not in b.ends  # 2 s after it are too short to hold a clip
+    assert {19.0, 10.0} <= set(b.ends)
+
+
+def test_a_sentence_longer_than_a_clip_is_cut_at_clauses_then_at_word_gaps() -> None:
+    text = "one two, three four five six seven eight."
+    spans = [(i * 1.0, i * 1.0 + 0.9) for i in range(8)]
+    b = boundaries(transcript(*spans, text=text), [], [], 8.0, longest=5.0)
+    clause_start = 2.0 - 0.05  # "three" starts the second clause, half the 0.1 s gap before it
+    assert b.start_strength[np.isclose(b.starts, clause_start)] == pytest.approx([CLAUSE_STRENGTH])
+    # The second clause (2..7.9 s) is itself longer than 5 s: its word gaps are weak cuts.
+    inner = b.start_strength[np.isclose(b.starts, 5.0 - 0.05)]
+    assert 0 < inner[0] < CLAUSE_STRENGTH
+    # The first clause (0..1.9 s) fits: no cut between its words.
+    assert not np.isclose(b.starts, 1.0 - 0.05).any()
+    short = boundaries(transcript(*spans, text=text), [], [], 8.0, longest=8.0)
+    assert list(short.starts[short.starts < 7.9]) == [0.0]  # a sentence that fits a clip is never cut inside
 
 
 def test_no_words_and_no_events_fall_back_to_a_grid() -> None:
