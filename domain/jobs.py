@@ -205,6 +205,18 @@ class Feedback:
     created_at: datetime = attrs.field(factory=utcnow)
 
 
+def source_stem(source: str, source_name: str | None) -> str | None:
+    """The name a job's video goes by: its upload's file name, else its URL's last path part, without the
+    extension (``talks/AwmHb44_ouw.mp4?x=1`` → ``AwmHb44_ouw``)."""
+    name = source_name
+    if not name and not source.startswith(UPLOAD_PREFIX):
+        name = source.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        return None
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return stem or None
+
+
 @attrs.frozen
 class RatedSpan:
     """A clip's span of a video with the ratings it received: training labels its seconds by them."""
@@ -263,6 +275,7 @@ class TrainingStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  # too little new feedback to learn from: nothing was trained
 
 
 @attrs.define
@@ -289,6 +302,14 @@ class TrainingRun:
             raise IllegalTransition(f"training run {self.id} is {self.status.value}, not queued")
         self.status, self.started_at = TrainingStatus.RUNNING, now
 
+    def resume(self, now: datetime) -> None:
+        """Take over a run that was interrupted (still marked running) or failed: it goes on from its
+        checkpoint."""
+        if self.status not in (TrainingStatus.RUNNING, TrainingStatus.FAILED):
+            raise IllegalTransition(f"training run {self.id} is {self.status.value}; nothing to resume")
+        self.status, self.error, self.finished_at = TrainingStatus.RUNNING, None, None
+        self.started_at = self.started_at or now
+
     def succeed(
         self, now: datetime, candidate: str | None, promoted: bool, metrics: dict[str, float]
     ) -> None:
@@ -298,6 +319,14 @@ class TrainingRun:
     def fail(self, now: datetime, reason: str) -> None:
         self._finish(now, TrainingStatus.FAILED)
         self.error = reason
+
+    def skip(self, now: datetime, reason: str) -> None:
+        self._finish(now, TrainingStatus.SKIPPED)
+        self.report = {**self.report, "skipped": reason}
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingStatus.SKIPPED)
 
     def _finish(self, now: datetime, status: TrainingStatus) -> None:
         if self.status is not TrainingStatus.RUNNING:

@@ -18,6 +18,7 @@ import numpy as np
 from domain.auth import Principal, RateDecision, RouteClass, Scope
 from domain.jobs import Feedback, Job, JobStatus, ModelVersion, RatedSpan, StoredClip, TrainingRun, Video
 from domain.media import Analysis, Clip, ClipOptions, MediaInfo, RenderedClip, Transcript
+from domain.training import TrainingResult, TrainingSet, TrainingSettings
 
 # (fraction done in [0, 1]) -> None; a stage reports through its own callback.
 Progress = Callable[[float], None]
@@ -71,6 +72,10 @@ class VideoModel(Protocol):
 
     def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray: ...
 
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """Per-second scores of a stored feature matrix (domain.features), as ``score`` would give."""
+        ...
+
     def using(self, version: str | None) -> VideoModel:
         """This model at a registry version (None: the built-in prior). A version this host cannot load
         falls back to the prior, and the returned model's ``version`` says which one scores."""
@@ -111,6 +116,11 @@ class VideoRepository(Protocol):
     async def add(self, video: Video) -> None: ...
     async def get(self, video_id: str) -> Video | None: ...
     async def by_sha256(self, sha256: str) -> Video | None: ...
+
+    async def named(self) -> Sequence[tuple[str, Video]]:
+        """Each stored video under the names its jobs gave it: an upload's file name or the last part of
+        its URL's path, without the extension (how annotation files such as TVSum's name videos)."""
+        ...
 
 
 @attrs.frozen
@@ -196,6 +206,10 @@ class TrainingRunRepository(Protocol):
         """The newest run that finished with a trained version."""
         ...
 
+    async def last_unfinished(self) -> TrainingRun | None:
+        """The newest run that failed or never finished (its process died): what ``--resume`` takes over."""
+        ...
+
 
 class JobQueue(Protocol):
     """The work queue, inside a unit of work: an entry is committed (or rolled back) with the job row, so
@@ -216,6 +230,10 @@ class JobQueue(Protocol):
 
     async def depth(self) -> int:
         """Entries waiting for a worker."""
+        ...
+
+    async def enqueue_training(self, run_id: str) -> str:
+        """Queue a training run for a worker (committed with the run's row); returns the entry's reference."""
         ...
 
 
@@ -284,6 +302,18 @@ class RateLimiter(Protocol):
 
 
 class Trainer(Protocol):
-    """Trains a model version from labelled examples; filled in by the training issue."""
+    """Trains a new model version on a training set's train videos, judged on its validation videos.
 
-    def train(self, dataset_path: Path, out_dir: Path, progress: Progress = no_progress) -> ModelVersion: ...
+    Writes ``<version>.safetensors`` and ``<version>.json`` (the MODEL_CACHE_DIR layout), a checkpoint
+    every epoch and, with ``resume``, continues from the checkpoint in ``out_dir``. Under a multi-process
+    launcher every process calls ``train``; only the result with ``primary`` set may be recorded.
+    Raises ``InvalidOptions`` for settings this machine cannot honour (fp16 without CUDA)."""
+
+    def train(
+        self,
+        training: TrainingSet,
+        settings: TrainingSettings,
+        out_dir: Path,
+        progress: Progress = no_progress,
+        resume: bool = False,
+    ) -> TrainingResult: ...

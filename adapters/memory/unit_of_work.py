@@ -28,6 +28,7 @@ from domain.jobs import (
     TrainingRun,
     TrainingStatus,
     Video,
+    source_stem,
     utcnow,
 )
 from domain.paging import decode_cursor, encode_cursor
@@ -101,8 +102,9 @@ def _new(table: _Table[T], key: str, row: T, what: str) -> None:
 
 
 class MemoryVideoRepository:
-    def __init__(self, table: _Table[Video]) -> None:
+    def __init__(self, table: _Table[Video], jobs: _Table[Job]) -> None:
         self._table = table
+        self._jobs = jobs
 
     async def add(self, video: Video) -> None:
         _new(self._table, video.id, video, "video")
@@ -113,6 +115,15 @@ class MemoryVideoRepository:
     async def by_sha256(self, sha256: str) -> Video | None:
         found = self._table.select(lambda v: v.sha256 == sha256, lambda v: (v.created_at, v.id))
         return found[0] if found else None
+
+    async def named(self) -> Sequence[tuple[str, Video]]:
+        found: dict[tuple[str, str], Video] = {}
+        for video in self._table.select(lambda _: True, lambda v: (v.created_at, v.id)):
+            for job in self._jobs.rows():
+                stem = source_stem(job.source, job.source_name) if job.video_id == video.id else None
+                if stem is not None:
+                    found.setdefault((stem, video.id), video)
+        return [(stem, video) for (stem, _), video in found.items()]
 
 
 class MemoryJobRepository:
@@ -267,7 +278,14 @@ class MemoryJobQueue:
         return {ref for ref in refs if (entry := self._table.get(ref)) is not None and not entry.done}
 
     async def depth(self) -> int:
-        return sum(1 for entry in self._table.rows() if not entry.done)
+        return sum(
+            1 for entry in self._table.rows() if not entry.done and not entry.job_id.startswith("training:")
+        )
+
+    async def enqueue_training(self, run_id: str) -> str:
+        ref = str(next(_QUEUE_REFS))
+        self._table.put(ref, QueueEntry(f"training:{run_id}"))
+        return ref
 
 
 _QUEUE_REFS = itertools.count(1)
@@ -327,6 +345,13 @@ class MemoryTrainingRunRepository:
         )
         return done[-1] if done else None
 
+    async def last_unfinished(self) -> TrainingRun | None:
+        left = self._table.select(
+            lambda r: r.status in (TrainingStatus.RUNNING, TrainingStatus.FAILED),
+            lambda r: (r.created_at, r.id),
+        )
+        return left[-1] if left else None
+
 
 @attrs.define
 class MemoryUnitOfWork:
@@ -354,7 +379,7 @@ class MemoryUnitOfWork:
         clips, feedback = _Table(store.clips), _Table(store.feedback)
         models, runs = _Table(store.models), _Table(store.training_runs)
         queue: _Table[QueueEntry] = _Table(store.queue)
-        self.videos = MemoryVideoRepository(videos)
+        self.videos = MemoryVideoRepository(videos, jobs)
         self.jobs = MemoryJobRepository(jobs, videos)
         self.clips = MemoryClipRepository(clips, jobs, videos)
         self.feedback = MemoryFeedbackRepository(feedback, clips, videos)

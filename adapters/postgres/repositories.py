@@ -32,6 +32,7 @@ from domain.jobs import (
     TrainingRun,
     TrainingStatus,
     Video,
+    source_stem,
 )
 from domain.paging import decode_cursor, encode_cursor
 from domain.ports import JobCounts, JobPage
@@ -103,6 +104,19 @@ class PostgresVideoRepository:
         query = sa.select(videos).where(videos.c.sha256 == sha256).order_by(videos.c.created_at, videos.c.id)
         row = await _one(self._connection, query.limit(1))
         return None if row is None else mapping.VIDEOS.entity_of(row)
+
+    async def named(self) -> Sequence[tuple[str, Video]]:
+        query = (
+            sa.select(videos, jobs.c.source.label("job_source"), jobs.c.source_name.label("job_source_name"))
+            .join(jobs, jobs.c.video_id == videos.c.id)
+            .order_by(videos.c.created_at, videos.c.id)
+        )
+        found: dict[tuple[str, str], Video] = {}
+        for row in await _all(self._connection, query):
+            stem = source_stem(row.job_source, row.job_source_name)
+            if stem is not None:
+                found.setdefault((stem, row.id), mapping.VIDEOS.entity_of(row))
+        return [(stem, video) for (stem, _), video in found.items()]
 
 
 class PostgresJobRepository:
@@ -317,6 +331,16 @@ class PostgresTrainingRunRepository:
         query = (
             sa.select(training_runs)
             .where(training_runs.c.status == TrainingStatus.SUCCEEDED.value)
+            .order_by(training_runs.c.created_at.desc(), training_runs.c.id.desc())
+            .limit(1)
+        )
+        row = await _one(self._connection, query)
+        return None if row is None else mapping.RUNS.entity_of(row)
+
+    async def last_unfinished(self) -> TrainingRun | None:
+        query = (
+            sa.select(training_runs)
+            .where(training_runs.c.status.in_([TrainingStatus.RUNNING.value, TrainingStatus.FAILED.value]))
             .order_by(training_runs.c.created_at.desc(), training_runs.c.id.desc())
             .limit(1)
         )

@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # The names procrastinate knows our work by; the worker registers its tasks under the same ones.
 JOBS_QUEUE = "opusclip-jobs"
 PROCESS_TASK = "opusclip.process_job"
+# Training has a queue of its own, so a worker can take it (or leave it) apart from clip jobs.
+TRAINING_QUEUE = "opusclip-training"
+TRAIN_TASK = "opusclip.train_model"
 
 _DEFER = sa.text(
     """
@@ -51,6 +54,22 @@ class ProcrastinateJobQueue:
                     "lock": f"job:{job_id}",
                     "queueing_lock": f"job:{job_id}",
                     "args": json.dumps({"job_id": job_id}),
+                },
+            )
+        ).one()
+        return str(row.id)
+
+    async def enqueue_training(self, run_id: str) -> str:
+        # lock "training": one run at a time across all workers; each run waits its turn.
+        row = (
+            await self._connection.execute(
+                _DEFER,
+                {
+                    "queue": TRAINING_QUEUE,
+                    "task": TRAIN_TASK,
+                    "lock": "training",
+                    "queueing_lock": f"training:{run_id}",
+                    "args": json.dumps({"run_id": run_id}),
                 },
             )
         ).one()

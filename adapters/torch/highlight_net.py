@@ -103,17 +103,39 @@ class HighlightNet(nn.Module):
         z = z - median
         return z if mask is None else z.masked_fill(~mask[..., None], 0.0)
 
-    def prior(self, z: torch.Tensor) -> torch.Tensor:
-        """The fixed linear combination of normalised features, smoothed over time: (batch, seconds)."""
-        raw = (z * self.prior_weights).sum(dim=-1, keepdim=True).transpose(1, 2)
+    def prior(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The fixed linear combination of normalised features, smoothed over time: (batch, seconds).
+
+        With a mask (each video's real seconds first, then padding), the padding repeats the video's last
+        real second, so a padded video's scores equal its scores alone.
+        """
+        raw = (z * self.prior_weights).sum(dim=-1)
+        if mask is not None:
+            last = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)
+            steps = torch.arange(raw.shape[1], device=raw.device).expand_as(raw)
+            raw = raw.gather(1, torch.minimum(steps, last))
+        raw = raw.unsqueeze(1)
         pad = int(self.smoothing.shape[-1]) // 2
         # Replicate padding keeps the first and last seconds from being dragged towards zero.
         return F.conv1d(F.pad(raw, (pad, pad), mode="replicate"), self.smoothing).squeeze(1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores; ``mask`` (batch, seconds) marks real seconds in a padded batch (they come first)."""
         if x.ndim != 3 or x.shape[-1] != len(FEATURE_NAMES):
             want = len(FEATURE_NAMES)
             raise ValueError(f"expected (batch, seconds, {want}) features, got {tuple(x.shape)}")
         z = self.normalise(x, mask)
-        residual = self.residual(z.transpose(1, 2)).squeeze(1)
-        return self.prior(z) + residual
+        return self.prior(z, mask) + self._residual(z, mask)
+
+    def _residual(self, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        h = z.transpose(1, 2)
+        if mask is None:
+            return self.residual(h).squeeze(1)
+        # Zeroing padded seconds after every convolution makes them look like the zero padding an unpadded
+        # video sees, so a batched forward equals one video at a time.
+        keep = mask.unsqueeze(1).to(h.dtype)
+        for layer in self.residual:
+            h = layer(h)
+            if isinstance(layer, nn.Conv1d):
+                h = h * keep.to(h.dtype)
+        return h.squeeze(1)

@@ -7,23 +7,13 @@ import torch
 
 from adapters.torch.highlight_net import FEATURE_NAMES
 from adapters.torch.model_manager import ModelManager
-from domain.media import MEDIA_FEATURES, Analysis, Transcript
-from domain.text_features import text_features
+from domain.features import FEATURE_NAMES as DOMAIN_FEATURES
+from domain.features import feature_matrix
+from domain.media import Analysis, Transcript
 
-
-def feature_matrix(analysis: Analysis, transcript: Transcript) -> np.ndarray:
-    """(seconds × len(FEATURE_NAMES)) float32: the analyzer's columns by name, then the transcript's.
-
-    A column the analyzer did not produce is left at 0; median centring in the model makes any
-    constant column contribute nothing.
-    """
-    seconds = analysis.seconds
-    x = np.zeros((seconds, len(FEATURE_NAMES)), dtype=np.float32)
-    for i, name in enumerate(MEDIA_FEATURES):
-        if name in analysis.columns:
-            x[:, i] = analysis.column(name)
-    x[:, len(MEDIA_FEATURES) :] = text_features(transcript, seconds)
-    return x
+if FEATURE_NAMES != DOMAIN_FEATURES:  # the model reads the columns in the order the domain builds them
+    raise ImportError(f"HighlightNet's features {FEATURE_NAMES} differ from the domain's {DOMAIN_FEATURES}")
+__all__ = ["TorchVideoModel", "feature_matrix"]
 
 
 class TorchVideoModel:
@@ -43,8 +33,14 @@ class TorchVideoModel:
     def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray:
         if analysis.seconds == 0:
             return np.zeros(0, dtype=np.float32)
+        return self.score_features(feature_matrix(analysis, transcript))
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        if features.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
         model = self.manager.load(self.requested_version)
-        x = torch.from_numpy(feature_matrix(analysis, transcript)).unsqueeze(0).to(self.manager.torch_device)
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).unsqueeze(0)
+        x = x.to(self.manager.torch_device)
         with torch.inference_mode(), self.manager.autocast():
             scores = model(x)
         return scores.float().squeeze(0).cpu().numpy().astype(np.float32, copy=False)

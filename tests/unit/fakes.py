@@ -75,6 +75,9 @@ class FakeModel:
     def score(self, analysis: Analysis, transcript: Transcript) -> np.ndarray:
         return analysis.column("loudness").astype(np.float32)
 
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        return features[:, MEDIA_FEATURES.index("loudness")].astype(np.float32)
+
     def using(self, version: str | None) -> FakeModel:
         return attrs.evolve(self, version=version or "fake-model/1")
 
