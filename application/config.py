@@ -176,6 +176,30 @@ class AppConfig:
     media_memory_limit_bytes: int = _setting("MEDIA_MEMORY_LIMIT_BYTES", 6 * 1024**3, _int(256 * 1024**2))
     media_timeout_seconds: float = _setting("MEDIA_TIMEOUT_SECONDS", 300.0, _float(1.0))
     media_timeout_factor: float = _setting("MEDIA_TIMEOUT_FACTOR", 2.0, _float(0.0))
+    train_min_new_ratings: int = _setting("TRAIN_MIN_NEW_RATINGS", 20, _int(0))
+    train_promotion_margin: float = _setting("TRAIN_PROMOTION_MARGIN", 0.02, _float(0.0))
+    train_epochs: int = _setting("TRAIN_EPOCHS", 30, _int(1, 10_000))
+    train_processes: int = _setting("TRAIN_PROCESSES", 1, _int(1, 256))
+    train_precision: str = _setting("TRAIN_PRECISION", "auto", _choice("auto", "fp32", "bf16", "fp16"))
+    # Speech: tiny.en ships with the service; a folder or another faster-whisper name (base.en, small,
+    # large-v3…) for hosts that have it. auto: int8 on the CPU, float16 on CUDA (DEVICE picks which);
+    # MAX_WORKERS is how many CPU threads recognition uses.
+    whisper_model: str = _setting("WHISPER_MODEL", "tiny.en", _text())
+    whisper_compute_type: str = _setting(
+        "WHISPER_COMPUTE_TYPE",
+        "auto",
+        _choice(
+            "auto",
+            "int8",
+            "int8_float32",
+            "int8_float16",
+            "int8_bfloat16",
+            "int16",
+            "float16",
+            "bfloat16",
+            "float32",
+        ),
+    )
     log_level: str = _setting("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error", "critical"))
     log_format: str = _setting("LOG_FORMAT", "json", _choice("json", "console"))
 

@@ -12,9 +12,11 @@ from typing import Any
 import attrs
 import numpy as np
 
-from domain.media import Analysis, MediaInfo, Span, Transcript, Word
+from domain.media import Analysis, MediaInfo, Segment, Span, Transcript, Word
 
 _FORMAT = 1
+# 2: transcripts carry segments; a format-1 entry is a miss, not a transcript without segments.
+_TRANSCRIPT_FORMAT = 2
 
 
 def encode_analysis(analysis: Analysis) -> bytes:
@@ -52,15 +54,23 @@ def decode_analysis(data: bytes) -> Analysis | None:
 
 def encode_transcript(transcript: Transcript) -> bytes:
     words = [[w.text, w.start, w.end, w.confidence] for w in transcript.words]
-    return json.dumps({"format": _FORMAT, "language": transcript.language, "words": words}).encode()
+    segments = [[s.text, s.start, s.end] for s in transcript.segments]
+    payload = {
+        "format": _TRANSCRIPT_FORMAT,
+        "language": transcript.language,
+        "words": words,
+        "segments": segments,
+    }
+    return json.dumps(payload).encode()
 
 
 def decode_transcript(data: bytes) -> Transcript | None:
     try:
         payload = json.loads(data)
-        if payload.get("format") != _FORMAT:
+        if payload.get("format") != _TRANSCRIPT_FORMAT:
             return None
         words = tuple(Word(str(t), float(s), float(e), float(c)) for t, s, e, c in payload["words"])
-        return Transcript(words=words, language=str(payload["language"]))
-    except (ValueError, KeyError, TypeError):
+        segments = tuple(Segment(str(t), float(s), float(e)) for t, s, e in payload["segments"])
+        return Transcript(words=words, language=str(payload["language"]), segments=segments)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -99,9 +99,19 @@ class Word:
 
 
 @attrs.frozen
+class Segment:
+    """A stretch of speech as the recogniser phrased it (about a sentence), in media time."""
+
+    text: str
+    start: float
+    end: float
+
+
+@attrs.frozen
 class Transcript:
     words: tuple[Word, ...] = ()
     language: str = "en"
+    segments: tuple[Segment, ...] = ()
 
     def between(self, span: Span) -> tuple[Word, ...]:
         return tuple(w for w in self.words if w.start >= span.start and w.end <= span.end)

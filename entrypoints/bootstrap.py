@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lagom import Container, Singleton
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +36,7 @@ from adapters.redis.rate_limiter import LimitsRateLimiter
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor
 from application.config import AppConfig
 from application.job_attempt import JobRunPolicy
+from application.train_model import TrainingPolicy
 from domain.ports import (
     Cache,
     ClipRenderer,
@@ -44,6 +45,7 @@ from domain.ports import (
     MediaStore,
     RateLimiter,
     TokenAuthority,
+    Trainer,
     Transcriber,
     UnitOfWorkFactory,
     VideoModel,
@@ -94,7 +96,8 @@ def build_worker_container(config: AppConfig) -> Container:
     from adapters.media.isolation import Isolation
     from adapters.media.service_fetcher import ServiceMediaFetcher
     from adapters.media.url_fetcher import FetchLimits, HttpMediaFetcher, create_fetch_client
-    from adapters.speech.transcriber import PocketSphinxTranscriber
+    from adapters.speech.whisper import WhisperTranscriber
+    from adapters.speech.whisper_model import WhisperModelFiles, resolve
 
     container = _base(config)
     lifecycle = container[Lifecycle]
@@ -133,13 +136,45 @@ def build_worker_container(config: AppConfig) -> Container:
     container[ClipRenderer] = Singleton(
         lambda: IsolatedClipRenderer(renderer_with_faces, isolation.get(), limits)
     )
+    # The model's files are found (a named model downloaded if it is nowhere on disk) and hashed once, at
+    # start-up: a bad model stops the worker, not every job. Each transcription's child checks them again
+    # and loads the model (~0.4 s for tiny.en): a loaded model cannot be forked (its threads would not be).
+    speech: Resource[WhisperModelFiles] = lifecycle.add(
+        "speech-model", lambda: asyncio.to_thread(resolve, config.whisper_model), lambda _: None
+    )
     container[Transcriber] = Singleton(
         lambda: IsolatedTranscriber(
-            functools.partial(PocketSphinxTranscriber, workers=config.max_workers), isolation.get(), limits
+            functools.partial(WhisperTranscriber, speech.get(), **_whisper_settings(config)),
+            isolation.get(),
+            limits,
         )
     )
     _add_models(container, lifecycle, config)
+    _add_training(container, config)  # runs queued through POST /v1/training-runs
     return container
+
+
+def build_training_container(config: AppConfig) -> Container:
+    """``opusclip train`` and ``eval``: storage, the cache that holds the features, models and the trainer."""
+    container = _base(config)
+    lifecycle = container[Lifecycle]
+    _add_storage(container, lifecycle, config, api=False)
+    _add_models(container, lifecycle, config)
+    _add_training(container, config)
+    return container
+
+
+def _add_training(container: Container, config: AppConfig) -> None:
+    from adapters.torch.trainer import TorchTrainer
+    from entrypoints.train_command import training_settings
+
+    container[Trainer] = TorchTrainer()
+    container[TrainingPolicy] = TrainingPolicy(
+        model_dir=config.model_cache_dir,
+        min_new_ratings=config.train_min_new_ratings,
+        promotion_margin=config.train_promotion_margin,
+        settings=training_settings(config),
+    )
 
 
 def build_local_container(config: AppConfig, media_root: Path) -> Container:
@@ -150,7 +185,6 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     from adapters.media.faces import HaarFaceTracker
     from adapters.media.local_fetcher import LocalFileFetcher
     from adapters.media.renderer import PyAVClipRenderer
-    from adapters.speech.transcriber import PocketSphinxTranscriber
     from adapters.speech.vad import SileroVad
 
     container = _base(config, media_root)
@@ -161,11 +195,7 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     container[MediaFetcher] = LocalFileFetcher()
     container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(_media_limits(config), vad=SileroVad()))
     container[ClipRenderer] = Singleton(lambda: PyAVClipRenderer(faces=HaarFaceTracker()))
-    # The recogniser owns a pool of worker processes: the lifecycle closes it with everything else.
-    speech = lifecycle.add(
-        "speech", lambda: PocketSphinxTranscriber(workers=config.max_workers), lambda t: t.close()
-    )
-    container[Transcriber] = lambda: speech.get()
+    _add_transcriber(container, lifecycle, config)
     _add_models(container, lifecycle, config)
     container[UnitOfWorkFactory] = MemoryUnitOfWorkFactory()
     if config.cache_enabled:
@@ -179,6 +209,38 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     else:
         container[Cache] = NullCache()
     return container
+
+
+def build_speech_container(config: AppConfig) -> Container:
+    """``opusclip transcribe``: the transcriber alone, in this process."""
+    container = _base(config)
+    _add_transcriber(container, container[Lifecycle], config)
+    return container
+
+
+def _add_transcriber(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+    """Whisper in this process: loaded once at start-up (its files checked first), unloaded at close."""
+    from adapters.speech.whisper import WhisperTranscriber
+
+    async def open_speech() -> WhisperTranscriber:
+        settings = _whisper_settings(config)
+        return await asyncio.to_thread(WhisperTranscriber.open, config.whisper_model, **settings)
+
+    def close_speech(transcriber: WhisperTranscriber) -> None:
+        transcriber.close()
+
+    speech = lifecycle.add("speech", open_speech, close_speech)
+    container[Transcriber] = lambda: speech.get()
+
+
+def _whisper_settings(config: AppConfig) -> dict[str, Any]:
+    from adapters.speech.whisper import whisper_device
+
+    return {
+        "device": whisper_device(config.device),
+        "compute_type": config.whisper_compute_type,
+        "threads": config.max_workers,
+    }
 
 
 def _base(config: AppConfig, media_root: Path | None = None) -> Container:

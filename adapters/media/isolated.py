@@ -1,7 +1,7 @@
 """The media ports, each call run in an isolated child process (adapters.media.isolation).
 
 A wrapper holds a picklable zero-argument ``build`` that makes the real adapter inside the child; the
-child calls it, closes it when it has ``close()`` (the recogniser's process pool), and exits. Deadlines
+child calls it, closes it when it has ``close()`` (the recogniser unloads its model), and exits. Deadlines
 grow with the media a call decodes: ``timeout_seconds + timeout_factor × seconds``.
 """
 

@@ -52,7 +52,7 @@ PRELOAD: tuple[str, ...] = (
     "torch",
     "adapters.media.analyzer",
     "adapters.media.renderer",
-    "adapters.speech.transcriber",
+    "adapters.speech.whisper",
     "adapters.speech.vad",
     "adapters.media.isolated",
 )

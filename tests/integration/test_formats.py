@@ -16,8 +16,8 @@ from adapters.media.analyzer import PyAVMediaAnalyzer
 from adapters.media.probe import MediaLimits
 from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Truth, transcode
-from adapters.speech.transcriber import PocketSphinxTranscriber
 from adapters.speech.vad import SileroVad
+from adapters.speech.whisper import WhisperTranscriber
 from domain.errors import MediaError
 from domain.media import Aspect, Clip, ClipOptions, Span
 
@@ -151,7 +151,7 @@ def test_a_file_that_starts_late_keeps_media_time(sample_video, tmp_path: Path) 
     assert 999.0 <= info.start_time <= 1001.0 and 21.0 <= info.duration <= 23.0
     analysis = analyzer.analyze(late, info)
     assert [round(c) for c in analysis.shot_cuts] == [10, 20]
-    with PocketSphinxTranscriber(workers=1) as transcriber:
+    with WhisperTranscriber.open("tiny.en") as transcriber:
         words = transcriber.transcribe(late, analysis).words
     assert words, "the first scene is spoken"
     spoken = [u.span for u in truth.speech]

@@ -33,8 +33,9 @@ from adapters.media.isolated import (
 from adapters.media.isolation import PRELOAD, Isolation
 from adapters.media.probe import MediaLimits
 from adapters.media.synthetic import Truth
-from adapters.speech.transcriber import PocketSphinxTranscriber
 from adapters.speech.vad import SileroVad
+from adapters.speech.whisper import WhisperTranscriber
+from adapters.speech.whisper_model import resolve
 from domain.errors import (
     CorruptMedia,
     DependencyUnavailable,
@@ -360,8 +361,9 @@ def test_the_isolated_transcriber_hears_words_and_leaves_no_process_behind(
     isolation: Isolation, sample_video: tuple[Path, Truth], in_process: Analysis
 ) -> None:
     path, _ = sample_video
+    model = resolve("tiny.en")
     transcriber = IsolatedTranscriber(
-        functools.partial(PocketSphinxTranscriber, workers=1), isolation, LIMITS
+        functools.partial(WhisperTranscriber, model, threads=1), isolation, LIMITS
     )
     before = in_my_group()
 
@@ -369,9 +371,9 @@ def test_the_isolated_transcriber_hears_words_and_leaves_no_process_behind(
 
     transcript = transcriber.transcribe(path, first_sentence)
 
-    assert transcriber.version == PocketSphinxTranscriber().version
-    with PocketSphinxTranscriber(workers=1) as here:
+    assert transcriber.version == WhisperTranscriber(model, threads=1).version
+    with WhisperTranscriber(model, threads=1) as here:
         assert transcript == here.transcribe(path, first_sentence)
-    assert {"back", "show"} <= {word.text for word in transcript.words}
-    # The child's own recogniser pool and its forkserver were closed with it.
+    assert {"back", "show."} <= {word.text.lower() for word in transcript.words}
+    # The child and any process it started were gone with it.
     assert wait_for(lambda: in_my_group() <= before, 5)
