@@ -78,6 +78,7 @@ class JobMetrics:
             self.jobs.labels(status.value).set(count)
         self.queue_depth.set(snapshot.queue_depth)
         self.oldest_queued.set(snapshot.counts.oldest_queued_seconds)
+        self.set_model(snapshot.model_version)
 
     def observe_stages(self, timings: Iterable[tuple[str, float]]) -> None:
         for stage, seconds in timings:

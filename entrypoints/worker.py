@@ -39,13 +39,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.media.isolation import Isolation
-from adapters.queue.procrastinate_queue import JOBS_QUEUE, PROCESS_TASK
+from adapters.queue.procrastinate_queue import JOBS_QUEUE, PROCESS_TASK, TRAIN_TASK, TRAINING_QUEUE
 from adapters.queue.procrastinate_worker import OutcomeRetry, create_queue_app, retry_stalled
 from application.check_health import HealthMonitor
 from application.config import AppConfig
 from application.job_statistics import JobStatistics
 from application.process_job import ProcessJob
 from application.recover_jobs import RecoverJobs
+from application.train_model import TrainModel
 from domain.errors import (
     IllegalTransition,
     JobCancelled,
@@ -163,6 +164,23 @@ class WorkerProcess:
         async def process_job(context: JobContext, job_id: str) -> None:
             await self._process(container, job_id)
 
+        # No retry: a failed run is recorded as failed on its row, with its reason; `opusclip train --resume`
+        # (or a new run) goes on from its checkpoint.
+        @app.task(name=TRAIN_TASK, queue=TRAINING_QUEUE, pass_context=True)
+        async def train_model(context: JobContext, run_id: str) -> None:
+            await self._train(container, run_id)
+
+    async def _train(self, container: Container, run_id: str) -> None:
+        try:
+            outcome = await container[TrainModel](run_id)
+        except (IllegalTransition, NotFound) as error:
+            log.info("training.nothing_to_do", run_id=run_id, reason=error.message)
+            return
+        except Exception as error:
+            log.error("training.failed", run_id=run_id, error=f"{type(error).__name__}: {error}")
+            return
+        log.info("training.done", run_id=run_id, outcome=outcome.message)
+
     async def _process(self, container: Container, job_id: str) -> None:
         outcome = self.metrics.outcomes
         try:
@@ -197,7 +215,7 @@ class WorkerProcess:
                 async with app.open_async():
                     run = asyncio.create_task(
                         app.run_worker_async(
-                            queues=[JOBS_QUEUE],
+                            queues=[JOBS_QUEUE, TRAINING_QUEUE],
                             name=self.identity,
                             concurrency=self.concurrency,
                             install_signal_handlers=False,

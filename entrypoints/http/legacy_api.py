@@ -13,11 +13,13 @@ from starlette.routing import BaseRoute
 from adapters.media.service_fetcher import validate_source_url
 from application.config import AppConfig
 from application.submit_job import SubmitJob, SubmitJobRequest
+from application.training_runs import QueueTrainingRun
 from domain.auth import RouteClass, Scope
 from domain.errors import InvalidInput, SourceRejected
-from entrypoints.http.errors import error_response, read_object, request_id_of
+from entrypoints.http.errors import read_object
 from entrypoints.http.guard import Guard
 from entrypoints.http.jobs_api import accepted
+from entrypoints.http.models_api import queue_run
 
 PROCESSING_TYPES = ("clips", "captions", "analysis")
 MAX_LENGTH_RANGE = (1, 500)
@@ -53,14 +55,12 @@ async def video_process(
     return accepted(result, request)
 
 
-async def video_train(request: Request, guard: Guard = injectable) -> Response:
-    await guard(request, Scope.MODELS_TRAIN, RouteClass.SUBMIT)
-    return error_response(
-        501,
-        "not_implemented",
-        "training runs are not available in this version of the service",
-        request_id_of(request.scope),
-    )
+async def video_train(
+    request: Request, guard: Guard = injectable, queue: QueueTrainingRun = injectable
+) -> Response:
+    """The original design's name for ``POST /v1/training-runs``: queues a training run for a worker."""
+    user = await guard(request, Scope.MODELS_TRAIN, RouteClass.SUBMIT)
+    return await queue_run(request, user.subject, queue)
 
 
 def legacy_routes(deps: StarletteIntegration) -> list[BaseRoute]:

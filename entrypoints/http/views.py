@@ -77,6 +77,14 @@ def _base(request: Request) -> str:
     return base
 
 
+def base_url(request: Request) -> str:
+    return _base(request)
+
+
+def iso_time(value: datetime | None) -> str | None:
+    return _time(value)
+
+
 def _source(job: Job) -> dict[str, Any]:
     if job.source.startswith(UPLOAD_PREFIX):
         return {"kind": "upload", "filename": job.source_name}

@@ -44,6 +44,10 @@ ROUTES = [
     ("POST", f"/v1/clips/{CLIP}/feedback", {"rating": 1}, Scope.VIDEOS_READ),
     ("POST", "/video/process", {"video_url": "https://example.com/a.mp4"}, Scope.VIDEOS_WRITE),
     ("POST", "/video/train", None, Scope.MODELS_TRAIN),
+    ("GET", "/v1/models", None, Scope.MODELS_TRAIN),
+    ("POST", f"/v1/models/{JOB}/activate", None, Scope.MODELS_ADMIN),
+    ("POST", "/v1/training-runs", None, Scope.MODELS_TRAIN),
+    ("GET", f"/v1/training-runs/{JOB}", None, Scope.MODELS_TRAIN),
 ]
 
 

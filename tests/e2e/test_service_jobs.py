@@ -24,6 +24,7 @@ from tests.e2e.service import (
     service_env,
     start_api,
     start_worker,
+    wait_for,
 )
 
 SCENES = (
@@ -304,8 +305,21 @@ def test_the_original_design_routes(stack: Stack) -> None:
     ):
         bad = alice.http.post("/video/process", json=body)
         assert bad.status_code == 422 and bad.json()["error"]["message"].startswith(field), bad.text
-    train = alice.http.post("/video/train")
-    assert train.status_code == 501 and train.json()["error"]["code"] == "not_implemented"
+    train = alice.http.post("/video/train", json={"epochs": 2})
+    assert train.status_code == 202, train.text
+    assert train.headers["location"] == train.json()["links"]["self"]
+    # A worker takes the run off the training queue. Two ratings at most exist here, fewer than
+    # TRAIN_MIN_NEW_RATINGS, so it ends skipped and says why.
+    run = wait_for(
+        lambda: (
+            (r := alice.http.get(train.headers["location"]).json())["status"] not in ("queued", "running")
+            and r
+        ),
+        60,
+        "the training run to end",
+    )
+    assert run["status"] == "skipped" and "too little new feedback" in run["report"]["skipped"], run
+    assert alice.http.post("/video/train", json={"epochs": 0}).status_code == 422
 
 
 def test_metrics_of_the_api_and_of_each_worker(stack: Stack, done_jobs: dict[str, dict[str, Any]]) -> None:
@@ -334,3 +348,40 @@ def test_metrics_of_the_api_and_of_each_worker(stack: Stack, done_jobs: dict[str
 def test_downloads_are_removed_after_their_job(stack: Stack, done_jobs: dict[str, dict[str, Any]]) -> None:
     downloads = stack.root / "media" / "downloads"
     assert not downloads.exists() or not any(downloads.iterdir())
+
+
+def test_a_promoted_version_scores_the_next_job_of_a_running_worker(
+    stack: Stack, done_jobs: dict[str, dict[str, Any]]
+) -> None:
+    """Runs last: it changes the active version for everything after it."""
+    import torch
+
+    from adapters.torch.highlight_net import HighlightNet
+    from adapters.torch.model_manager import ModelManager
+
+    model = HighlightNet(version="e2e-v2")
+    with torch.no_grad():
+        for parameter in model.residual.parameters():
+            parameter.add_(0.01)
+    artifact = ModelManager(stack.root / "models").save(model, "e2e-v2", {"metrics": {}})
+    version_id = "00000000-0000-4000-8000-00000000e2e2"
+    asyncio.run(
+        query(
+            stack.database_url,
+            "INSERT INTO model_versions (id, version, artifact_path, created_at)"
+            " VALUES ($1, 'e2e-v2', $2, now())",
+            version_id,
+            str(artifact),
+        )
+    )
+    admin = stack.client("admin")
+    listed = admin.http.get("/v1/models").json()["models"]
+    assert [(m["version"], m["status"]) for m in listed] == [("e2e-v2", "candidate")]
+    activated = admin.http.post(f"/v1/models/{version_id}/activate")
+    assert activated.status_code == 200 and activated.json()["status"] == "active", activated.text
+    assert admin.http.post(f"/v1/models/{version_id[:-1]}0/activate").status_code == 404
+
+    # The same workers, never restarted: their next job scores with the new version.
+    job = admin.wait(admin.submit_url(stack.media.url("talk.mp4"), OPTIONS).json()["id"])
+    assert job["status"] == "succeeded" and job["model_version"] == "e2e-v2", job
+    assert {clip["model_version"] for clip in job["clips"]} == {"e2e-v2"}

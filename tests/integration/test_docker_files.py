@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from application.config import AppConfig
@@ -79,13 +78,11 @@ def test_api_probes_use_the_health_endpoints() -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/health/detailed"
 
 
-def _commands(include_training: bool) -> list[list[str]]:
+def _commands() -> list[list[str]]:
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     commands = [s["command"] for s in compose["services"].values() if isinstance(s.get("command"), list)]
     commands = [c for c in commands if not c[0].startswith("redis")]
     for doc in _documents():
-        if doc.get("metadata", {}).get("name") == TRAINING_CRONJOB and not include_training:
-            continue
         for key, node in _walk(doc):
             if key == "containers" and isinstance(node, list):
                 commands += [container["args"] for container in node]
@@ -101,16 +98,16 @@ def _parses(argv: list[str]) -> bool:
 
 
 def test_container_commands_parse_as_cli_commands() -> None:
-    commands = _commands(include_training=False)
-    assert {c[0] for c in commands} >= {"serve", "worker", "migrate"}
+    commands = _commands()
+    assert {c[0] for c in commands} >= {"serve", "worker", "migrate", "train"}
     unknown = [c for c in commands if not _parses(c)]
     assert not unknown, f"the CLI does not accept: {unknown}"
 
 
-@pytest.mark.xfail(strict=True, reason="`opusclip train` arrives with the training issue (#8)")
-def test_the_training_cronjob_runs_a_cli_command() -> None:
-    training = [c for c in _commands(include_training=True) if c not in _commands(include_training=False)]
-    assert training and all(_parses(c) for c in training)
+def test_the_training_cronjob_runs_the_train_command() -> None:
+    cron = next(d for d in _documents() if d.get("metadata", {}).get("name") == TRAINING_CRONJOB)
+    containers = next(node for key, node in _walk(cron) if key == "containers")
+    assert [c["args"] for c in containers] == [["train"]]
 
 
 def test_worker_probes_and_scrapes_its_metrics_port() -> None:

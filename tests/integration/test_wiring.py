@@ -21,7 +21,14 @@ from application.job_statistics import JobStatistics
 from application.process_job import ProcessJob
 from application.recover_jobs import RecoverJobs
 from application.submit_job import SubmitJob
-from entrypoints.bootstrap import build_container, build_local_container, build_worker_container
+from application.train_model import EvaluateModels, TrainModel
+from application.training_data import BuildTrainingSet
+from entrypoints.bootstrap import (
+    build_container,
+    build_local_container,
+    build_training_container,
+    build_worker_container,
+)
 from entrypoints.http.api import api_routes
 from entrypoints.lifecycle import Lifecycle
 
@@ -52,13 +59,14 @@ def _injected(container: Container) -> set[type]:
     return wanted
 
 
-# The worker runs these; the CLI runs SubmitJob and ProcessJob.
-WORKER_USE_CASES = {ProcessJob, RecoverJobs, JobStatistics}
+# The worker runs these; the CLI runs SubmitJob and ProcessJob; `opusclip train` and `eval` the training ones.
+WORKER_USE_CASES = {ProcessJob, RecoverJobs, JobStatistics, TrainModel}
 CLI_USE_CASES = {SubmitJob, ProcessJob}
+TRAINING_USE_CASES = {TrainModel, EvaluateModels, BuildTrainingSet}
 
 
 def test_every_use_case_has_a_caller() -> None:
-    called = _injected(Container()) | WORKER_USE_CASES | CLI_USE_CASES
+    called = _injected(Container()) | WORKER_USE_CASES | CLI_USE_CASES | TRAINING_USE_CASES
     orphans = {cls.__name__ for cls in _use_cases() if attrs.has(cls)} - {c.__name__ for c in called}
     # CheckHealth runs under the HealthMonitor of the API and the workers; the rest must be reachable.
     assert orphans <= {"CheckHealth", "HealthMonitor"}, orphans
@@ -104,6 +112,22 @@ async def test_the_worker_container_builds_what_the_worker_runs(
             assert isinstance(container[kind], kind)
     finally:
         await lifecycle.close()
+
+
+async def test_the_training_container_builds_what_train_and_eval_run(
+    migrated_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    container = build_training_container(
+        _config(tmp_path, DATABASE_URL=migrated_database_url, REDIS_URL=redis_url)
+    )
+    lifecycle = container[Lifecycle]
+    await lifecycle.start()
+    try:
+        for kind in TRAINING_USE_CASES:
+            assert isinstance(container[kind], kind)
+    finally:
+        await lifecycle.close()
+    assert "speech" not in lifecycle.names, "training reads cached features; it decodes nothing"
 
 
 @pytest.mark.parametrize(
