@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 		|| echo "warning: espeak-ng could not be installed; speech tests and the demo need it" >&2
 	@command -v tesseract >/dev/null || { apt-get update -q && apt-get install -y -q tesseract-ocr; } \
 		|| echo "warning: tesseract-ocr could not be installed; the burned-in caption tests need it" >&2
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
+		|| echo "warning: chromium could not be installed; the studio's browser tests need it" >&2
 	@touch $(STAMP)
 
 demo: install

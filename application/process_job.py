@@ -19,9 +19,11 @@ import attrs
 import numpy as np
 
 from application.job_attempt import JobAttempt, JobRunPolicy
+from application.job_scores import SCORES_DETAIL, write_scores
 from application.models import served_version
 from domain.codec import decode_analysis, decode_transcript, encode_analysis, encode_transcript
 from domain.errors import JobCancelled, JobFailed, LeaseLost, NotFound, OpusClipError, RetryScheduled
+from domain.features import FEATURES_TTL_SECONDS, encode_features, feature_matrix, features_key
 from domain.jobs import Job, JobStatus, StoredClip, Video, new_id
 from domain.media import Analysis, ClipOptions, MediaInfo, RenderedClip, Transcript
 from domain.ports import (
@@ -207,6 +209,9 @@ class ProcessJob:
             await attempt.checkpoint("score")
             model_version = model.version
             scores: np.ndarray = await timed("score", model.score, analysis, transcript)
+            # What training learns from: kept past the analysis cache's expiry, so ratings can use it later.
+            features = encode_features(feature_matrix(analysis, transcript))
+            await self.cache.set(features_key(fetched.sha256), features, FEATURES_TTL_SECONDS)
             await attempt.checkpoint("select")
             clips = await timed("select", _select, scores, transcript, analysis, options)
 
@@ -232,12 +237,15 @@ class ProcessJob:
                 fetched.path.unlink(missing_ok=True)
 
         await attempt.checkpoint("save")
+        # In the attempt's own folder: the job names it only if this attempt's fenced save commits.
+        scores_file = await asyncio.to_thread(write_scores, work_dir, scores)
         details = {
             "model_version": model_version,
             "cache_hits": sorted(hits),
             "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
             "clips": len(rendered),
             "sha256": fetched.sha256,
+            SCORES_DETAIL: scores_file.relative_to(work_dir.parent).as_posix(),
         }
         video = await self._save(attempt, job, fetched, info, rendered, model_version, details)
         progress("save", 1.0)

@@ -93,11 +93,12 @@ def create_app_from_env() -> Starlette:
     """uvicorn's factory: settings from the environment, the production container."""
     from entrypoints.bootstrap import build_container  # heavy imports (torch, PyAV) only for the server
     from entrypoints.http.api import api_routes
+    from entrypoints.http.studio import studio_routes
 
     config = AppConfig.from_env(os.environ)
     configure_logging(config.log_level, config.log_format)
     container = build_container(config)
-    return create_app(container, api_routes(container))
+    return create_app(container, [*api_routes(container), *studio_routes(config)])
 
 
 def service_version() -> str:

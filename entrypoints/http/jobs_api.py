@@ -19,6 +19,7 @@ from adapters.media.service_fetcher import validate_source_url
 from application.cancel_job import CancelJob
 from application.config import AppConfig
 from application.get_job import GetJob
+from application.job_scores import GetJobScores
 from application.list_jobs import ListJobs
 from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
 from domain.auth import RouteClass, Scope
@@ -155,6 +156,17 @@ async def job_events(request: Request, guard: Guard = injectable, get: GetJob = 
     return EventSourceResponse(events(), ping=15)
 
 
+async def job_scores(
+    request: Request, guard: Guard = injectable, scores: GetJobScores = injectable
+) -> Response:
+    """The model's per-second scores for a finished job: what its clips were picked from."""
+    user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
+    found = await scores(user.subject, request.path_params["job_id"])
+    return JSONResponse(
+        {"job_id": found.job_id, "step_seconds": found.step_seconds, "scores": list(found.scores)}
+    )
+
+
 def _dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"))
 
@@ -166,4 +178,5 @@ def job_routes(deps: StarletteIntegration) -> list[BaseRoute]:
         deps.route("/v1/jobs/{job_id}", get_job, methods=["GET"], name="get_job"),
         deps.route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"], name="cancel_job"),
         deps.route("/v1/jobs/{job_id}/events", job_events, methods=["GET"], name="job_events"),
+        deps.route("/v1/jobs/{job_id}/scores", job_scores, methods=["GET"], name="job_scores"),
     ]

@@ -81,6 +81,19 @@ _OPTIONS = {
         "max_seconds": {"type": "number", "minimum": 1, "maximum": 600, "default": 60},
         "max_clips": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
         "aspect": {"type": "string", "enum": [a.value for a in Aspect], "default": "source"},
+        "gap_seconds": {
+            "description": "least seconds between one clip's end and the next one's start, while the video "
+            "offers clips that far apart",
+            "type": "number",
+            "minimum": 0,
+            "maximum": 3600,
+            "default": 10,
+        },
+        "burn_captions": {
+            "description": "also draw the captions into the picture, the spoken word highlighted",
+            "type": "boolean",
+            "default": False,
+        },
         "captions": {
             "description": "caption files to write: true (all formats), false (none) or a list of formats",
             "oneOf": [
@@ -224,12 +237,75 @@ _SCHEMAS: dict[str, Any] = {
             "max_length": {"type": "number", "minimum": 1, "maximum": 500, "default": 60},
         },
     },
+    "JobScores": {
+        "type": "object",
+        "required": ["job_id", "step_seconds", "scores"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "step_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "scores": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "the model's score for each step of the video, from its start",
+            },
+        },
+    },
     "JobEvent": {
         "type": "object",
         "required": ["event", "data"],
         "properties": {
             "event": {"type": "string", "enum": ["progress", "end"]},
             "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "required": ["id", "version", "status", "metrics", "dataset", "created_at", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "version": {"type": "string"},
+            "status": {"type": "string", "enum": ["candidate", "active", "retired"]},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            "dataset": {"type": "object"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": _ref("Model")}},
+    },
+    "TrainingRunRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "optional overrides of the service's training settings",
+        "properties": {
+            "epochs": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
+            "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+            "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295},
+            "force": {"type": "boolean", "description": "train even with little new feedback"},
+        },
+    },
+    "TrainingRun": {
+        "type": "object",
+        "required": ["id", "status", "params", "promoted", "created_at", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "skipped"]},
+            "params": {"type": "object"},
+            "candidate_version": {"type": ["string", "null"]},
+            "promoted": {"type": "boolean"},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            "dataset": {"type": "object"},
+            "report": {"type": "object"},
+            "error": {"type": ["string", "null"]},
+            "requested_by": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     },
     "Health": {
@@ -254,7 +330,23 @@ _CREATED = {
     "200": {"description": "A repeat of an earlier request with this Idempotency-Key", "content": _JOB},
 }
 _FILE = {"description": "The file", "content": {}}
+_TRAIN_RESPONSES = {
+    "202": {
+        "description": "Run queued for a worker; Location names it",
+        "content": _json(_ref("TrainingRun")),
+    },
+    **_errors(415, 422, 503),
+}
+_TRAIN = _operation(
+    "queueTrainingRun",
+    "Queue a training run on the users' ratings; its candidate is promoted only if it measures better",
+    Scope.MODELS_TRAIN,
+    _TRAIN_RESPONSES,
+    body={"required": False, "content": _json(_ref("TrainingRunRequest"))},
+)
 
+# The studio (`GET /`, `/studio/config.json`, `/studio/*` files; entrypoints/http/studio.py) is left out on
+# purpose: it is a web page and its files, not API operations; clients and fuzzers have nothing to call there.
 _PATHS: dict[str, Any] = {
     "/v1/jobs": {
         "post": _operation(
@@ -319,6 +411,18 @@ _PATHS: dict[str, Any] = {
                     "description": "`progress` events with the job (as JSON) for data, then `end`",
                     "content": {"text/event-stream": {"schema": _ref("JobEvent")}},
                 },
+                **_errors(404),
+            },
+            parameters=[_JOB_ID],
+        )
+    },
+    "/v1/jobs/{job_id}/scores": {
+        "get": _operation(
+            "getJobScores",
+            "The model's per-second scores for a succeeded job (what its clips were picked from)",
+            Scope.VIDEOS_READ,
+            {
+                "200": {"description": "The scores", "content": _json(_ref("JobScores"))},
                 **_errors(404),
             },
             parameters=[_JOB_ID],
@@ -402,12 +506,45 @@ _PATHS: dict[str, Any] = {
             body={"required": True, "content": _json(_ref("LegacyProcessRequest"))},
         )
     },
+    "/v1/models": {
+        "get": _operation(
+            "listModels",
+            "The model registry, newest first",
+            Scope.MODELS_TRAIN,
+            {"200": {"description": "Every version", "content": _json(_ref("ModelList"))}, **_errors(503)},
+        )
+    },
+    "/v1/models/{model_id}/activate": {
+        "post": _operation(
+            "activateModel",
+            "Make a version the active one (promotion by hand, or rollback); jobs use it from the next one",
+            Scope.MODELS_ADMIN,
+            {
+                "200": {"description": "The now active version", "content": _json(_ref("Model"))},
+                **_errors(404, 503),
+            },
+            parameters=[_path_id("model_id")],
+        )
+    },
+    "/v1/training-runs": {
+        "post": _TRAIN,
+    },
+    "/v1/training-runs/{run_id}": {
+        "get": _operation(
+            "getTrainingRun",
+            "A training run, queued to finished, with its evaluation report",
+            Scope.MODELS_TRAIN,
+            {"200": {"description": "The run", "content": _json(_ref("TrainingRun"))}, **_errors(404, 503)},
+            parameters=[_path_id("run_id")],
+        )
+    },
     "/video/train": {
         "post": _operation(
             "trainModel",
-            "The original design's training route (not available in this version)",
+            "The original design's training route: the same as POST /v1/training-runs",
             Scope.MODELS_TRAIN,
-            {"501": {"description": "Not available yet", "content": _json(_ref("Error"))}, **_errors(503)},
+            _TRAIN_RESPONSES,
+            body={"required": False, "content": _json(_ref("TrainingRunRequest"))},
         )
     },
     "/health": {
