@@ -54,7 +54,9 @@ bench: install
 	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; } \
 		|| echo "warning: wrk could not be installed; bench/api.py falls back to its httpx generator" >&2
 	$(PY) bench/analyze.py
+	$(PY) bench/transcribe.py
 	$(PY) bench/clip.py
+	$(PY) bench/train.py
 	$(PY) bench/api.py
 
 serve: install

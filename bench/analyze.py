@@ -1,6 +1,8 @@
 """Analysis speed and memory against a plain full decode of the same file (and PySceneDetect, and ASR).
 
-    python bench/analyze.py [--minutes 10] [--runs 3] [--skip-scenedetect] [--skip-asr]
+    python bench/analyze.py [--minutes 10] [--runs 3] [--skip-scenedetect]
+
+Speech recognition has its own bench, bench/transcribe.py.
 
 The test file (720p h264 with B-frames + aac, spoken scenes with cuts) is generated once into bench/out/.
 Figures come from one run; the machine may be shared, so the load average is printed with them.
@@ -77,31 +79,12 @@ def scenedetect_time(path: Path) -> str:
     return f"{time.perf_counter() - start:.1f} s, {max(len(scenes) - 1, 0)} cuts (every frame, full size)"
 
 
-def asr_rtf(path: Path, analysis: object, duration: float) -> str:
-    if not (ROOT / "adapters" / "speech" / "transcriber.py").exists():
-        return "adapters/speech/transcriber.py not present"
-    from adapters.speech.transcriber import PocketSphinxTranscriber
-
-    start = time.perf_counter()
-    transcriber = PocketSphinxTranscriber()
-    try:
-        transcript = transcriber.transcribe(path, analysis)  # type: ignore[arg-type]  # an Analysis
-    finally:
-        close = getattr(transcriber, "close", None)
-        if close is not None:
-            close()
-    elapsed = time.perf_counter() - start
-    rate = duration / elapsed
-    return f"{elapsed:.1f} s for {duration:.0f} s ({rate:.1f}x real time), {len(transcript.words)} words"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--skip-scenedetect", action="store_true")
-    parser.add_argument("--skip-asr", action="store_true")
     parser.add_argument("--runs", type=int, default=3, help="timings are the best of this many runs")
     args = parser.parse_args()
 
@@ -140,8 +123,6 @@ def main() -> None:
     print(f"found {len(analysis.shot_cuts)} cuts, {len(analysis.speech)} speech segments")
     if not args.skip_scenedetect:
         print(f"PySceneDetect ContentDetector: {scenedetect_time(path)}")
-    if not args.skip_asr:
-        print(f"speech recognition: {asr_rtf(path, analysis, info.duration)}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
