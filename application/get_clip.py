@@ -18,3 +18,10 @@ class GetClip:
     async def __call__(self, owner: str, clip_id: str) -> StoredClip:
         async with self.uow(read_only=True) as uow:
             return await owned_clip(uow, owner, clip_id)
+
+    async def rated(self, owner: str, clip_id: str) -> tuple[StoredClip, int | None]:
+        """The clip and the caller's own rating of it (None when they have not rated it)."""
+        async with self.uow(read_only=True) as uow:
+            clip = await owned_clip(uow, owner, clip_id)
+            ratings = await uow.feedback.ratings_by(owner, [clip.id])
+        return clip, ratings.get(clip.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from application.ownership import owned_job
@@ -13,6 +15,7 @@ from domain.ports import UnitOfWorkFactory
 class JobView:
     job: Job
     clips: tuple[StoredClip, ...]
+    ratings: Mapping[str, int] = attrs.field(factory=dict)  # the caller's own rating of each clip they rated
 
 
 @attrs.frozen
@@ -26,4 +29,5 @@ class GetJob:
             job = await owned_job(uow, owner, job_id)
             # Clips are saved with the job's success, in one commit: no other job has any.
             clips = await uow.clips.for_job(job.id) if job.status is JobStatus.SUCCEEDED else ()
-        return JobView(job, tuple(clips))
+            ratings = await uow.feedback.ratings_by(owner, [c.id for c in clips]) if clips else {}
+        return JobView(job, tuple(clips), ratings)

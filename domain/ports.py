@@ -178,6 +178,10 @@ class FeedbackRepository(Protocol):
         """Every rated clip's span, with its video and the mean of its ratings, oldest video first."""
         ...
 
+    async def ratings_by(self, user: str, clip_ids: Sequence[str]) -> dict[str, int]:
+        """The ratings ``user`` gave to these clips, by clip id (clips not rated by them are absent)."""
+        ...
+
     async def count_since(self, since: datetime | None) -> int:
         """Ratings given (or changed) after ``since``; all of them for None."""
         ...

@@ -247,6 +247,10 @@ class MemoryFeedbackRepository:
         spans.sort(key=lambda pair: (pair[0].created_at, pair[0].id, pair[1].start))
         return [span for _, span in spans]
 
+    async def ratings_by(self, user: str, clip_ids: Sequence[str]) -> dict[str, int]:
+        wanted = set(clip_ids)
+        return {f.clip_id: f.rating for f in self._table.rows() if f.user == user and f.clip_id in wanted}
+
     async def count_since(self, since: datetime | None) -> int:
         return sum(1 for f in self._table.rows() if since is None or f.created_at > since)
 

@@ -260,6 +260,14 @@ class PostgresFeedbackRepository:
             for row in await _all(self._connection, query)
         ]
 
+    async def ratings_by(self, user: str, clip_ids: Sequence[str]) -> dict[str, int]:
+        if not clip_ids:
+            return {}
+        query = sa.select(feedback.c.clip_id, feedback.c.rating).where(
+            feedback.c.rater == user, feedback.c.clip_id.in_(list(clip_ids))
+        )
+        return {row.clip_id: int(row.rating) for row in await _all(self._connection, query)}
+
     async def count_since(self, since: datetime | None) -> int:
         query = sa.select(sa.func.count()).select_from(feedback)
         if since is not None:

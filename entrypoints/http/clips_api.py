@@ -24,7 +24,8 @@ _CAPTION_TYPES = {"srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt
 
 async def get_clip(request: Request, guard: Guard = injectable, clips: GetClip = injectable) -> Response:
     user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
-    return JSONResponse(clip_json(await clips(user.subject, request.path_params["clip_id"]), request))
+    clip, rating = await clips.rated(user.subject, request.path_params["clip_id"])
+    return JSONResponse(clip_json(clip, request, rating))
 
 
 async def clip_media(request: Request, guard: Guard = injectable, clips: GetClip = injectable) -> Response:

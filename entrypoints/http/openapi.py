@@ -204,6 +204,7 @@ _SCHEMAS: dict[str, Any] = {
             "title": {"type": "string"},
             "transcript": {"type": "string"},
             "model_version": {"type": "string"},
+            "my_rating": {"enum": [-1, 1, None], "description": "the caller's own rating, null if none"},
             "created_at": {"type": "string", "format": "date-time"},
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
         },

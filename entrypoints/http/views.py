@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,12 @@ from application.get_job import JobView
 from domain.jobs import UPLOAD_PREFIX, Feedback, Job, JobStatus, StoredClip
 
 
-def job_json(job: Job, request: Request, clips: tuple[StoredClip, ...] | None = None) -> dict[str, Any]:
+def job_json(
+    job: Job,
+    request: Request,
+    clips: tuple[StoredClip, ...] | None = None,
+    ratings: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": job.id,
         "status": job.status.value,
@@ -31,15 +37,16 @@ def job_json(job: Job, request: Request, clips: tuple[StoredClip, ...] | None = 
         "links": {"self": f"{_base(request)}/v1/jobs/{job.id}"},
     }
     if clips is not None and job.status is JobStatus.SUCCEEDED:
-        body["clips"] = [clip_json(clip, request) for clip in clips]
+        mine = ratings or {}
+        body["clips"] = [clip_json(clip, request, mine.get(clip.id)) for clip in clips]
     return body
 
 
 def job_view_json(view: JobView, request: Request) -> dict[str, Any]:
-    return job_json(view.job, request, view.clips)
+    return job_json(view.job, request, view.clips, view.ratings)
 
 
-def clip_json(clip: StoredClip, request: Request) -> dict[str, Any]:
+def clip_json(clip: StoredClip, request: Request, my_rating: int | None = None) -> dict[str, Any]:
     this = f"{_base(request)}/v1/clips/{clip.id}"
     links = {"self": this, "media": f"{this}/media", "feedback": f"{this}/feedback"}
     for fmt in sorted(clip.captions):
@@ -55,6 +62,7 @@ def clip_json(clip: StoredClip, request: Request) -> dict[str, Any]:
         "title": clip.title,
         "transcript": clip.transcript,
         "model_version": clip.model_version,
+        "my_rating": my_rating,  # the caller's own rating (-1 or 1), null when they have not rated it
         "created_at": _time(clip.created_at),
         "links": links,
     }

@@ -132,6 +132,11 @@ def test_rating_a_clip_and_rating_it_again(stack: Stack, done_jobs: dict[str, di
         query(stack.database_url, "SELECT rater, rating FROM feedback WHERE clip_id = $1", clip["id"])
     )
     assert [(r["rater"], r["rating"]) for r in rows] == [("alice", -1)]
+    # The job and the clip show each user their own rating, and nobody else's.
+    mine = alice.http.get(done_jobs["url"]["links"]["self"]).json()["clips"]
+    assert [c["my_rating"] for c in mine if c["id"] == clip["id"]] == [-1]
+    assert alice.http.get(clip["links"]["self"]).json()["my_rating"] == -1
+    assert all(c["my_rating"] is None for c in mine if c["id"] != clip["id"])
 
 
 def test_another_user_sees_none_of_it(stack: Stack, done_jobs: dict[str, dict[str, Any]]) -> None:

@@ -343,6 +343,10 @@ async def test_rating_a_clip_again_replaces_the_rating(uow: UnitOfWorkFactory) -
             await tx.feedback.add(Feedback(id=new_id(), clip_id=clip.id, user="ana", rating=1))
     assert ratings == {"ana": -1, "bo": 1}
     async with uow() as tx:
+        assert await tx.feedback.ratings_by("ana", [clip.id, new_id()]) == {clip.id: -1}
+        assert await tx.feedback.ratings_by("cy", [clip.id]) == {}
+        assert await tx.feedback.ratings_by("ana", []) == {}
+    async with uow() as tx:
         with pytest.raises(NotFound):
             await tx.feedback.upsert(Feedback(id=new_id(), clip_id=new_id(), user="ana", rating=1))
 

@@ -121,7 +121,7 @@ class ClipCard {
     this.down = rateButton("down", THUMB_DOWN, "Skip", "Thumbs down: not a good clip");
     this.up.addEventListener("click", () => this.rate(1));
     this.down.addEventListener("click", () => this.rate(-1));
-    this.showRating(ratings()[clip.id] ?? null);
+    this.showRating(ratings()[clip.id] ?? clip.my_rating ?? null);
 
     const excerpt =
       clip.transcript && clip.transcript.length > EXCERPT_CHARS
