@@ -24,7 +24,9 @@ def run() -> int:
         make_sample(partial, seconds=120)
         partial.replace(sample)
     out = DEMO_DIR / "clips"
-    code = opusclip(["clip", str(sample), "--out", str(out), "--max-clips", "3", "--aspect", "9:16"])
+    code = opusclip(
+        ["clip", str(sample), "--out", str(out), "--max-clips", "3", "--aspect", "9:16", "--burn-captions"]
+    )
     if code == 0:
         print(f"\ndemo: done. Play {out}/clip_01.mp4; spans, scores and words are in {out}/clips.json")
     return code
