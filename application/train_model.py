@@ -79,15 +79,18 @@ class TrainModel:
         resume: bool = False,
         force: bool = False,
         primary: bool = True,
+        launch_id: str | None = None,
         requested_by: str | None = None,
         progress: Progress = no_progress,
     ) -> TrainingOutcome:
+        """``launch_id`` names one multi-process launch (torchrun's run id): all its processes share its
+        working folder, where rank 0 keeps the checkpoints every rank resumes from."""
         settings = settings or self.policy.settings
         if not primary:
-            built = await self.build(annotations)
-            result = await self._train(built, settings, self._run_dir(run_id or "follower"), resume, progress)
-            return TrainingOutcome(None, result, "trained as a follower process; rank 0 records the run")
+            return await self._follow(settings, annotations, resume, force, launch_id or "launch", progress)
         run = await self._open(run_id, settings, resume, requested_by)
+        if launch_id is not None:
+            run.params = {**run.params, "launch_id": launch_id}
         asked = {k: v for k, v in run.params.items() if k in REQUESTABLE}  # a run queued through the API
         force = force or bool(asked.pop("force", False))
         try:
@@ -125,6 +128,38 @@ class TrainModel:
             await tx.commit()
         return run
 
+    async def _follow(
+        self,
+        settings: TrainingSettings,
+        annotations: Mapping[str, Annotation] | None,
+        resume: bool,
+        force: bool,
+        launch_id: str,
+        progress: Progress,
+    ) -> TrainingOutcome:
+        """A rank other than 0: the same decisions from the same data as rank 0, and no writes."""
+        _, why = await self._enough_feedback(force or resume or bool(annotations))
+        if why is not None:
+            return TrainingOutcome(None, None, why)
+        built = await self.build(annotations)
+        why = _enough_data(built)
+        if why is not None:
+            return TrainingOutcome(None, None, why)
+        result = await self._train(built, settings, self._run_dir(launch_id), resume, progress)
+        return TrainingOutcome(None, result, "trained as a follower process; rank 0 records the run")
+
+    async def _enough_feedback(self, exempt: bool) -> tuple[int, str | None]:
+        """New ratings since the last trained version, and why that is too few to train (None: enough)."""
+        async with self.uow(read_only=True) as tx:
+            last = await tx.training_runs.last_succeeded()
+            new_ratings = await tx.feedback.count_since(None if last is None else last.created_at)
+        if exempt or new_ratings >= self.policy.min_new_ratings:
+            return new_ratings, None
+        return new_ratings, (
+            f"too little new feedback: {new_ratings} rating(s) since the last trained version, "
+            f"{self.policy.min_new_ratings} needed (TRAIN_MIN_NEW_RATINGS)"
+        )
+
     async def _run(
         self,
         run: TrainingRun,
@@ -134,26 +169,16 @@ class TrainModel:
         force: bool,
         progress: Progress,
     ) -> TrainingOutcome:
-        async with self.uow(read_only=True) as tx:
-            last = await tx.training_runs.last_succeeded()
-            new_ratings = await tx.feedback.count_since(None if last is None else last.created_at)
-        if not (force or resume or annotations) and new_ratings < self.policy.min_new_ratings:
-            why = (
-                f"too little new feedback: {new_ratings} rating(s) since the last trained version, "
-                f"{self.policy.min_new_ratings} needed (TRAIN_MIN_NEW_RATINGS)"
-            )
-            await self._write(run, lambda now: run.skip(now, why))
-            return TrainingOutcome(run, None, why)
-        built = await self.build(annotations)
-        if len(built.training.videos) < MIN_VIDEOS:
-            why = (
-                f"too little data: {len(built.training.videos)} labelled video(s) with cached features, "
-                f"{MIN_VIDEOS} needed"
-            )
+        new_ratings, why = await self._enough_feedback(force or resume or bool(annotations))
+        if why is None:
+            built = await self.build(annotations)
+            why = _enough_data(built)
+        if why is not None:
             await self._write(run, lambda now: run.skip(now, why))
             return TrainingOutcome(run, None, why)
         run.dataset = built.summary
-        result = await self._train(built, settings, self._run_dir(run.id), resume, progress)
+        launch_id = run.params.get("launch_id")
+        result = await self._train(built, settings, self._run_dir(launch_id or run.id), resume, progress)
         artifact, card = self._publish(result)
         validation = [v for v in built.training.videos if v.video_id in set(result.validation_ids)]
         async with self.uow(read_only=True) as tx:
@@ -248,6 +273,13 @@ class TrainModel:
             change(now)
             await tx.training_runs.update(run)
             await tx.commit()
+
+
+def _enough_data(built: BuiltSet) -> str | None:
+    videos = len(built.training.videos)
+    if videos >= MIN_VIDEOS:
+        return None
+    return f"too little data: {videos} labelled video(s) with cached features, {MIN_VIDEOS} needed"
 
 
 def compare(

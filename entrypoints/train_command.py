@@ -121,6 +121,13 @@ def _log_to_stderr(config: AppConfig) -> None:
     configure_logging(config.log_level, config.log_format, stream=sys.stderr)
 
 
+def _launch_id() -> str | None:
+    """torchrun's id of this launch, shared by all its processes (None outside a multi-process launch)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return os.environ.get("TORCHELASTIC_RUN_ID") or "torchrun"
+
+
 def _primary() -> bool:
     """Rank 0, or not launched by torchrun at all."""
     return os.environ.get("RANK", "0") == "0"
@@ -158,6 +165,7 @@ async def _train(
                 resume=args.resume,
                 force=args.force,
                 primary=_primary(),
+                launch_id=_launch_id(),
                 progress=progress,
             )
     except InvalidInput as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,23 @@ def test_a_scheduled_run_trains_registers_and_promotes_a_better_version(seeded) 
     assert written["candidate"]["version"] == version
     refused = _run(env, "eval", "--run", str(rows[0]["id"]), "--out", str(out))
     assert refused.returncode == 2 and "exists" in refused.stderr
+
+
+def test_torchrun_with_two_processes_records_one_run(seeded) -> None:
+    """Every rank runs `opusclip train`; rank 0 alone writes the run, the registry row and the files."""
+    env, _ = seeded
+    before = asyncio.run(query(env["DATABASE_URL"], "SELECT id FROM training_runs"))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command += ["-m", "entrypoints.cli", "train", "--force", "--no-progress", "--epochs", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = asyncio.run(query(env["DATABASE_URL"], "SELECT * FROM training_runs"))
+    new = [r for r in runs if r["id"] not in {b["id"] for b in before}]
+    assert len(new) == 1 and new[0]["status"] == "succeeded", new
+    assert json.loads(new[0]["params"])["launch_id"]
+    versions = asyncio.run(query(env["DATABASE_URL"], "SELECT version FROM model_versions"))
+    assert new[0]["candidate_version"] in {v["version"] for v in versions}
+    assert done.stdout.count("training run") == 1  # one outcome line, from rank 0
 
 
 def test_bad_input_is_one_line_and_exit_2(seeded, tmp_path: Path) -> None:
