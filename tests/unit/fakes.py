@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
 
+from adapters.memory.cache import MemoryCache
+from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from application.job_attempt import JobRunPolicy
 from domain.errors import MediaError
 from domain.media import (
     MEDIA_FEATURES,
@@ -21,6 +25,7 @@ from domain.media import (
     Word,
 )
 from domain.ports import FetchedMedia, Progress, no_progress
+from domain.retry import RetryPolicy
 
 INFO = MediaInfo(
     duration=120.0, width=640, height=360, fps=25.0, video_codec="h264", audio_codec="aac", has_audio=True
@@ -125,3 +130,21 @@ class FakeProbe:
             await asyncio.Event().wait()
         if self.failure is not None:
             raise self.failure
+
+
+def process_job_parts(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """What ProcessJob is built from, every port a fake: ``talk.mp4`` is 120 s, loudest from 60 to 90 s;
+    one attempt per job unless ``policy`` says otherwise."""
+    parts: dict[str, Any] = {
+        "fetcher": FakeFetcher({"talk.mp4": "a" * 64}),
+        "analyzer": FakeAnalyzer(),
+        "transcriber": FakeTranscriber(),
+        "model": FakeModel(),
+        "renderer": FakeRenderer(),
+        "store": FakeStore(tmp_path),
+        "cache": MemoryCache(),
+        "uow": MemoryUnitOfWorkFactory(),
+        "policy": JobRunPolicy(retry=RetryPolicy(max_attempts=1)),
+    }
+    parts.update(overrides)
+    return parts

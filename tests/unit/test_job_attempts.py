@@ -11,7 +11,6 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.memory.cache import MemoryCache
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from application.cancel_job import CancelJob
 from application.job_attempt import JobRunPolicy
@@ -32,7 +31,12 @@ from domain.jobs import Job, JobStatus, utcnow
 from domain.media import Analysis, Transcript
 from domain.ports import FetchedMedia, Progress, no_progress
 from domain.retry import RetryPolicy
-from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
+from tests.unit.fakes import (
+    FakeFetcher,
+    FakeRenderer,
+    FakeTranscriber,
+    process_job_parts,
+)
 
 
 @attrs.define
@@ -64,19 +68,8 @@ def uow() -> MemoryUnitOfWorkFactory:
 
 
 def _process(uow: MemoryUnitOfWorkFactory, tmp_path: Path, **overrides: Any) -> ProcessJob:
-    parts: dict[str, Any] = {
-        "fetcher": FakeFetcher({"talk.mp4": "a" * 64}),
-        "analyzer": FakeAnalyzer(),
-        "transcriber": FakeTranscriber(),
-        "model": FakeModel(),
-        "renderer": FakeRenderer(),
-        "store": FakeStore(tmp_path),
-        "cache": MemoryCache(),
-        "uow": uow,
-        "policy": JobRunPolicy(lease_seconds=30, retry=RetryPolicy(max_attempts=3, base_seconds=1)),
-    }
-    parts.update(overrides)
-    return ProcessJob(**parts)
+    policy = JobRunPolicy(lease_seconds=30, retry=RetryPolicy(max_attempts=3, base_seconds=1))
+    return ProcessJob(**process_job_parts(tmp_path, **{"uow": uow, "policy": policy, **overrides}))
 
 
 async def _submit(uow: MemoryUnitOfWorkFactory, **request: Any) -> Job:

@@ -1,31 +1,25 @@
 import attrs
 import pytest
 
-from adapters.memory.cache import MemoryCache
-from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
-from application.job_attempt import JobRunPolicy
 from application.models import ActivateModel
 from application.process_job import ProcessJob
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.errors import InvalidOptions, JobFailed, MediaError
 from domain.jobs import JobStatus, ModelVersion, new_id
-from domain.retry import RetryPolicy
-from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
+from tests.unit.fakes import (
+    FakeAnalyzer,
+    FakeFetcher,
+    process_job_parts,
+)
 
 
 @pytest.fixture
 def parts(tmp_path):
-    return {
-        "fetcher": FakeFetcher({"talk.mp4": "a" * 64, "broken.mp4": "b" * 64}),
-        "analyzer": FakeAnalyzer(broken={"broken.mp4"}),
-        "transcriber": FakeTranscriber(),
-        "model": FakeModel(),
-        "renderer": FakeRenderer(),
-        "store": FakeStore(tmp_path),
-        "cache": MemoryCache(),
-        "uow": MemoryUnitOfWorkFactory(),
-        "policy": JobRunPolicy(retry=RetryPolicy(max_attempts=1)),
-    }
+    return process_job_parts(
+        tmp_path,
+        fetcher=FakeFetcher({"talk.mp4": "a" * 64, "broken.mp4": "b" * 64}),
+        analyzer=FakeAnalyzer(broken={"broken.mp4"}),
+    )
 
 
 async def _submit(parts, source: str = "talk.mp4", **options):

@@ -15,18 +15,16 @@ import pytest
 from starlette.testclient import TestClient
 
 import application.process_job as process_job_module
-from adapters.memory.cache import MemoryCache
-from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from application.config import AppConfig
-from application.job_attempt import JobRunPolicy
 from application.job_scores import SCORES_DETAIL, GetJobScores, write_scores
 from application.process_job import ProcessJob
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.errors import LeaseLost, NotFound
-from domain.retry import RetryPolicy
 from entrypoints.http.app import create_app
 from entrypoints.http.studio import STUDIO_DIR, studio_routes
-from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
+from tests.unit.fakes import (
+    process_job_parts,
+)
 from tests.unit.test_http_support import make_container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,17 +140,7 @@ def test_every_studio_file_ships_in_the_package() -> None:
 
 @pytest.fixture
 def parts(tmp_path: Path) -> dict[str, object]:
-    return {
-        "fetcher": FakeFetcher({"talk.mp4": "a" * 64}),
-        "analyzer": FakeAnalyzer(),
-        "transcriber": FakeTranscriber(),
-        "model": FakeModel(),
-        "renderer": FakeRenderer(),
-        "store": FakeStore(tmp_path),
-        "cache": MemoryCache(),
-        "uow": MemoryUnitOfWorkFactory(),
-        "policy": JobRunPolicy(retry=RetryPolicy(max_attempts=1)),
-    }
+    return process_job_parts(tmp_path)
 
 
 async def _submit(parts: dict[str, object]) -> str:
