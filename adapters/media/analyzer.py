@@ -18,9 +18,10 @@ import av
 import numpy as np
 
 from adapters.media.audio_pass import AudioStats, audio_pass
-from adapters.media.decoding import PacketDecoder, main_video, seek_before
+from adapters.media.decoding import PacketDecoder, main_video
 from adapters.media.probe import MediaLimits, probe
 from adapters.media.shots import ContentScorer, ShotFrame, pick_cuts
+from adapters.media.timeline import timeline
 from adapters.speech.vad import SileroVad
 from domain.errors import MediaError
 from domain.media import MEDIA_FEATURES, Analysis, MediaInfo
@@ -114,12 +115,13 @@ class PyAVMediaAnalyzer:
             ctx.skip_frame = "NONREF"  # B-frames are never needed at a few samples a second
             # Deblocking is invisible at analysis size and costs 15–20% of decoding.
             ctx.options = {"skip_loop_filter": "all"}
+            clock = timeline(container)
             if start > 0:
-                seek_before(container, stream, start + origin)
+                clock.seek_before(container, stream, start + origin)
             time_base = float(stream.time_base or 0) or 1 / av.time_base
             prev: tuple[np.ndarray, ShotFrame] | None = None
             decoder = PacketDecoder(path.name)
-            for frame in decoder.frames(container, stream):
+            for frame in decoder.frames(clock.demux(container, stream)):
                 if frame.pts is None:
                     continue
                 t = frame.pts * time_base - origin

@@ -12,7 +12,8 @@ import attrs
 import av
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder
+from adapters.media.decoding import PacketDecoder, main_audio
+from adapters.media.timeline import timeline
 from adapters.speech.vad import SAMPLE_RATE, WINDOW_SECONDS, SileroVad
 from domain.media import Span
 
@@ -40,13 +41,16 @@ class AudioStats:
 def audio_pass(
     path: Path, seconds: int, vad: SileroVad | None, progress: list[float], origin: float = 0.0
 ) -> AudioStats:
-    """Decode the first audio stream once; ``progress[0]`` is updated for a watcher in another thread."""
+    """Decode the main audio stream once; ``progress[0]`` is updated for a watcher in another thread."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     acc: _Accumulator | None = None
     with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
+        stream = main_audio(container)
+        if stream is None:
+            progress[0] = 1.0
+            return AudioStats.silent(seconds)
         stream.codec_context.thread_count = 1
-        for frame in PacketDecoder(path.name).frames(container, stream):
+        for frame in PacketDecoder(path.name).frames(timeline(container).demux(container, stream)):
             if acc is None:
                 pts, time_base = frame.pts, frame.time_base
                 start = float(pts * time_base) - origin if pts is not None and time_base is not None else 0.0

@@ -15,7 +15,8 @@ import av
 import cv2
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder, main_video, seek_before
+from adapters.media.decoding import PacketDecoder, main_video
+from adapters.media.timeline import timeline
 from domain.errors import DependencyUnavailable, MediaError
 from domain.media import Span
 
@@ -153,9 +154,10 @@ class HaarFaceTracker:
             with av.open(str(source)) as container:
                 stream = main_video(container)
                 stream.thread_type = "AUTO"
-                seek_before(container, stream, span.start)
+                clock = timeline(container)
+                clock.seek_before(container, stream, span.start)
                 next_t = span.start
-                for frame in PacketDecoder(source.name).frames(container, stream):
+                for frame in PacketDecoder(source.name).frames(clock.demux(container, stream)):
                     t = frame.time
                     if t is None or t < next_t:
                         continue

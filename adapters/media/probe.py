@@ -9,13 +9,29 @@ from pathlib import Path
 import attrs
 import av
 
-from adapters.media.decoding import main_video
-from domain.errors import MediaError, MediaLimitExceeded
+from adapters.media.decoding import PacketDecoder, main_audio, main_video
+from adapters.media.timeline import Timeline, timeline
+from domain.errors import MediaError, MediaLimitExceeded, UnsupportedMedia
 from domain.media import MediaInfo
 
 # First bytes of containers we would expect a video in; a file that starts like one but will not open
 # was cut short or damaged, which deserves a different message from "this is not media at all".
 _MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3", b"RIFF", b"OggS", b"FLV", b"\x00\x00\x01\xba", b"G@")
+# Pictures FFmpeg opens as one-stream "videos": a still image or an animation is not something to clip.
+_IMAGE_MAGIC = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+_IMAGE_FORMATS = frozenset({"image2", "gif", "apng", "webp"})
+# HEIF and AVIF pictures open as mp4 ("mov,mp4,...") and tell themselves apart by their major brand.
+_STILL_BRANDS = {b"avif": "AVIF", b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF"}
+_ANIMATED_BRANDS = {b"avis": "AVIF", b"hevc": "HEIC", b"hevx": "HEIC", b"msf1": "HEIF"}
+# The smallest picture side worth clipping (and that the reframing and analysis scaling can work with).
+MIN_SIDE = 32
 
 
 @attrs.frozen
@@ -38,29 +54,37 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        if (image := _image_signature(path)) is not None:
+            raise UnsupportedMedia(f"{name}: a {image} image, not a video") from None
         if _looks_like_media(path):
             raise MediaError(f"{name}: truncated or corrupt media ({_reason(e)})") from None
         raise MediaError(f"{name}: not a media file") from None
     with container:
+        if (picture := _picture_kind(container, path)) is not None:
+            raise UnsupportedMedia(f"{name}: {picture}, not a video")
         # Podcasts and music files carry their cover art as a one-picture "video" stream.
-        pictures = [
-            s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
-        ]
-        if not pictures:
+        if not any(not s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video):
             kind = "audio with cover art" if container.streams.video else "audio-only or data file"
             raise MediaError(f"{name}: no video stream ({kind})")
-        video = pictures[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        duration = _duration(container, video)
-        if duration is None or duration <= 0:
-            raise MediaError(f"{name}: truncated or corrupt media (duration unknown)")
+        video = main_video(container)
+        audio = main_audio(container)
         width, height = video.codec_context.width, video.codec_context.height
         if width <= 0 or height <= 0:
             raise MediaError(f"{name}: truncated or corrupt media (frame size unknown)")
+        if min(width, height) < MIN_SIDE:
+            raise UnsupportedMedia(
+                f"{name}: the picture is {width}x{height}, too small to clip "
+                f"(both sides must be at least {MIN_SIDE} pixels)"
+            )
         if width * height > limits.max_pixels:
             raise MediaLimitExceeded(
                 f"{name}: {width}x{height} is over the limit of {limits.max_pixels} pixels per frame"
             )
+        clock = timeline(container)
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        duration = _duration(container, video, clock, origin)
+        if duration is None or duration <= 0:
+            raise MediaError(f"{name}: truncated or corrupt media (duration unknown)")
         if duration > limits.max_seconds:
             raise MediaLimitExceeded(
                 f"{name}: {duration:.0f} s is over the limit of {limits.max_seconds:.0f} s"
@@ -76,9 +100,9 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             has_audio=audio is not None,
             size_bytes=size,
             format_name=container.format.name,
-            start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
+            start_time=origin,
         )
-    checked = _check_decodes(path, duration, info.start_time)
+    checked = _check_decodes(path, duration, info.start_time, clock)
     if checked.video_end is not None:
         info = attrs.evolve(info, duration=checked.video_end)
     if checked.rotation in (90, 270):
@@ -88,7 +112,11 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
     return info
 
 
-def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
+def _duration(
+    container: av.container.InputContainer, video: av.VideoStream, clock: Timeline, origin: float
+) -> float | None:
+    if clock.video_end is not None:  # the file's clock jumps: its own durations span the jumps
+        return clock.video_end - origin
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     if container.duration is not None:
@@ -108,20 +136,23 @@ class _Checked:
     video_end: float | None  # where the picture ends, when it ends well before the container says
 
 
-def _check_decodes(path: Path, duration: float, origin: float) -> _Checked:
+def _check_decodes(path: Path, duration: float, origin: float, clock: Timeline) -> _Checked:
     """The first frame must decode and the packets of the last seconds must be there.
 
     A file whose header survived but whose data was cut off opens fine and claims its full duration;
     reading (not decoding) the tail packets of every stream finds that cheaply, whatever the keyframe
     interval. A picture that legitimately stops before the sound (the container's duration is the longest
-    stream's) is measured, so clips are only cut where there is video.
+    stream's) is measured, so clips are only cut where there is video. A file whose clock jumps was read
+    to its end already, to find the jumps.
     """
     try:
         with av.open(str(path)) as container:
             stream = main_video(container)
-            first = next(iter(container.decode(stream)), None)
+            first = next(iter(PacketDecoder(path.name).frames(container.demux(stream))), None)
             if first is None:
                 raise MediaError(f"{path.name}: truncated or corrupt media (no frame decodes)")
+            if clock.jumps:
+                return _Checked(display_rotation(first), None)
             tail = max(0.0, duration - 1.5)
             container.seek(int((tail + origin) * av.time_base))
             reached, video_end = _scan(container.demux(), tail, origin)
@@ -152,6 +183,46 @@ def _scan(packets: Iterator[av.Packet], tail: float, origin: float) -> tuple[boo
             end = t + float((packet.duration or 0) * packet.time_base)
             video_end = end if video_end is None else max(video_end, end)
     return reached, video_end
+
+
+def _is_image_format(format_name: str) -> bool:
+    """FFmpeg's demuxers for single pictures (``png_pipe``, ``jpeg_pipe``, ``webp_pipe``, ...) and
+    animations (GIF, APNG)."""
+    return any(name in _IMAGE_FORMATS or name.endswith("_pipe") for name in format_name.split(","))
+
+
+def _picture_kind(container: av.container.InputContainer, path: Path) -> str | None:
+    """'a still image (PNG)' or 'an animation (GIF)' for a picture file, for the message; None for others."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if head[4:8] == b"ftyp" and (brand := head[8:12]) in _STILL_BRANDS | _ANIMATED_BRANDS:
+        if brand in _ANIMATED_BRANDS:
+            return f"an animation ({_ANIMATED_BRANDS[brand]})"
+        return f"a still image ({_STILL_BRANDS[brand]})"
+    if not _is_image_format(container.format.name):
+        return None
+    kind = _image_signature(path) or container.format.name.split(",")[0].removesuffix("_pipe").upper()
+    # An animated WebP says so in its extended header (VP8X, animation flag); FFmpeg may not decode it.
+    if kind == "WEBP" and head[12:16] == b"VP8X" and len(head) > 20 and head[20] & 0x02:
+        return "an animation (WEBP)"
+    frames = 0
+    try:
+        for stream in container.streams.video[:1]:
+            for _ in container.decode(stream):
+                frames += 1
+                if frames > 1:
+                    return f"an animation ({kind})"
+    except av.FFmpegError:
+        pass  # a picture that does not decode is still a picture
+    return f"a still image ({kind})"
+
+
+def _image_signature(path: Path) -> str | None:
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
 
 
 def _looks_like_media(path: Path) -> bool:

@@ -1,8 +1,11 @@
 """Cuts a span of a video into an h264/aac mp4, optionally reframed around the main face, with captions
 written beside it and, when asked, burned into the picture (after the crop and scale, on the output frame).
 
-Only the span is decoded: seek to the keyframe before it, drop frames before its first frame, and
-trim audio to the sample at that frame's time so picture and sound start together at timestamp 0.
+Only the span is decoded: seek to the keyframe before it and decode forward. The clip shows what a player
+shows over the span: its first picture is the frame on screen at the span's start, each frame lasts until
+the next, and the last is held to the span's end; the sound is cut to the span's samples, so picture and
+sound start together at timestamp 0 and last as long as the span. Timestamps are read on the file's
+continuous clock (adapters.media.timeline), so spans listed by the analysis are the content cut here.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import av
 import numpy as np
 
 from adapters.media.caption_burner import CaptionBurner
-from adapters.media.decoding import PacketDecoder, main_video, seek_before
+from adapters.media.decoding import PacketDecoder, main_audio, main_video
 from adapters.media.faces import CropPath, FaceTracker
+from adapters.media.timeline import Timeline, timeline
 from domain.captions import to_srt, to_vtt
 from domain.errors import MediaError
 from domain.media import Aspect, Clip, ClipOptions, MediaInfo, RenderedClip, Span
@@ -26,6 +30,8 @@ from domain.ports import Progress, no_progress
 _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
 _AAC_FRAME = 1024
 _CAPTIONS = {"srt": to_srt, "vtt": to_vtt}
+# Frame times and span edges within this much are the same instant (time base rounding).
+_SAME_INSTANT = 1e-4
 
 
 def _even(value: float) -> int:
@@ -100,6 +106,14 @@ def _packet_time(packet: av.Packet) -> float:
     return float(packet.pts * packet.time_base)
 
 
+def _shown_until(frame: av.VideoFrame, t: float, stream: av.VideoStream) -> float:
+    """Where a video's last frame, shown from ``t``, leaves the screen."""
+    if frame.duration and frame.time_base is not None:
+        return t + float(frame.duration * frame.time_base)
+    rate = stream.average_rate or stream.guessed_rate
+    return t + (1 / float(rate) if rate else 0.0)
+
+
 def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     plane = frame.planes[index]
     rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
@@ -108,36 +122,36 @@ def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
 
 @attrs.define
 class _AudioCut:
-    """Trims decoded audio to [start, end) of source time and feeds it, resampled, to an aac stream."""
+    """The sound of [start, end) of source time, as aac: downmixed (any layout) to stereo, or kept mono,
+    by FFmpeg's resampler before it is cut, so only planar float mono or stereo is ever sliced here."""
 
     container: av.container.OutputContainer
     stream: av.AudioStream
-    resampler: av.AudioResampler
-    end: float = 0.0
-    start: float | None = None
-    pending: list[av.AudioFrame] = attrs.field(factory=list)
+    mixer: av.AudioResampler
+    framer: av.AudioResampler  # regroups the cut samples into the encoder's frame size
+    start: float
+    end: float
     done: bool = False
 
     @classmethod
-    def open(cls, container: av.container.OutputContainer, source: av.AudioStream, bitrate: int) -> _AudioCut:
+    def open(
+        cls, container: av.container.OutputContainer, source: av.AudioStream, bitrate: int, span: Span
+    ) -> _AudioCut:
         rate = source.rate if source.rate in _AAC_RATES else 48_000
         layout = "mono" if source.channels == 1 else "stereo"
         stream = container.add_stream("aac", rate=rate, layout=layout)
         stream.bit_rate = bitrate
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=_AAC_FRAME)
-        return cls(container, stream, resampler)
+        mixer = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        framer = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=_AAC_FRAME)
+        return cls(container, stream, mixer, framer, span.start, span.end)
 
-    def begin(self, start: float, end: float) -> None:
-        self.start, self.end = start, end
-        pending, self.pending = self.pending, []
-        for frame in pending:
-            self.add(frame)
+    def add(self, frame: av.AudioFrame | None) -> None:
+        """Feed one decoded source frame (None at the end of the source)."""
+        if not self.done:
+            for mixed in self.mixer.resample(frame):
+                self._cut(mixed)
 
-    def add(self, frame: av.AudioFrame) -> None:
-        if self.start is None:
-            # The video's first frame fixes where sound starts; until it is decoded, hold on.
-            self.pending.append(frame)
-            return
+    def _cut(self, frame: av.AudioFrame) -> None:
         t = frame.time
         if t is None or self.done:
             return
@@ -148,30 +162,77 @@ class _AudioCut:
             self.done = True
         if last <= first:
             return
-        if (first, last) != (0, frame.samples):
-            frame = _slice(frame, first, last)
-        frame.pts = round((t - self.start) * rate) + first
-        frame.time_base = Fraction(1, rate)
-        for out in self.resampler.resample(frame):
-            self.container.mux(self.stream.encode(out))
+        samples: np.ndarray[Any, Any] = frame.to_ndarray()  # planar: one row per channel
+        cut = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples[:, first:last]), format="fltp", layout=frame.layout.name
+        )
+        cut.sample_rate = rate
+        cut.pts = round((t - self.start) * rate) + first
+        cut.time_base = Fraction(1, rate)
+        self._encode(self.framer.resample(cut))
 
     def close(self) -> None:
-        for out in self.resampler.resample(None):
-            self.container.mux(self.stream.encode(out))
+        self.add(None)
+        self._encode(self.framer.resample(None))
         self.container.mux(self.stream.encode(None))
 
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for out in frames:
+            self.container.mux(self.stream.encode(out))
 
-def _slice(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
-    samples: np.ndarray[Any, Any] = frame.to_ndarray()
-    # Packed formats hold all channels interleaved in a single row.
-    step = 1 if frame.format.is_planar else len(frame.layout.channels)
-    cut = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(samples[:, first * step : last * step]),
-        format=frame.format.name,
-        layout=frame.layout.name,
-    )
-    cut.sample_rate = frame.sample_rate
-    return cut
+
+@attrs.define
+class _Picture:
+    """Writes the clip's frames, each lasting until the next one starts and the last until the clip's end.
+
+    A frame is written once the next one's time is known, with that duration on its packet. The encoder
+    makes no B-frames: with them the last packet muxed is not the last frame shown, and the mp4 muxer,
+    which ends the track at the last packet muxed, would cut the held last frame short.
+    """
+
+    container: av.container.OutputContainer
+    stream: av.VideoStream
+    window: _Window
+    burner: CaptionBurner | None
+    start: float  # source time of the clip's first instant
+    end_pts: int  # the clip's length in the stream's time base
+    time_base: Fraction
+    pending: tuple[av.VideoFrame, int] | None = None
+    durations: dict[int, int] = attrs.field(factory=dict)
+    written: int = 0
+
+    def show(self, frame: av.VideoFrame, t: float) -> None:
+        """``frame`` is on screen from source time ``t`` (the first frame from the clip's start)."""
+        pts = 0 if self.pending is None and not self.written else round((t - self.start) / self.time_base)
+        if self.pending is not None and pts <= self.pending[1]:
+            pts = self.pending[1]  # the same instant as the frame before: this one replaces it
+        elif self.pending is not None:
+            self._write(*self.pending, until=pts)
+        self.pending = (frame, min(pts, self.end_pts - 1))
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self._write(*self.pending, until=self.end_pts)  # held to the end of the span
+            self.pending = None
+        self._mux(self.stream.encode(None))
+
+    def _write(self, frame: av.VideoFrame, pts: int, until: int) -> None:
+        clip_t = float(pts * self.time_base)
+        out = self.window.cut(frame, clip_t)
+        if (out.width, out.height) != (self.stream.width, self.stream.height):
+            out = out.reformat(width=self.stream.width, height=self.stream.height, interpolation="AREA")
+        if self.burner is not None:  # cues are timed from the span's start; a decoded frame is not ours
+            out = self.burner.burn(out, clip_t, in_place=out is not frame)
+        out.pts, out.time_base, out.pict_type = pts, self.time_base, 0
+        self.durations[pts] = max(1, until - pts)
+        self.written += 1
+        self._mux(self.stream.encode(out))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.pts is not None and packet.pts in self.durations:
+                packet.duration = self.durations.pop(packet.pts)
+            self.container.mux(packet)
 
 
 @attrs.define
@@ -200,7 +261,7 @@ class PyAVClipRenderer:
         target = out_dir / f"clip_{clip.rank:02d}.mp4"
         partial = out_dir / f".clip_{clip.rank:02d}.part.mp4"
         try:
-            start = self._cut(source, info, clip, options, partial, progress)
+            self._cut(source, info, clip, options, partial, progress)
         except (av.FFmpegError, IndexError, ValueError) as exc:
             partial.unlink(missing_ok=True)
             raise MediaError(f"cannot render clip {clip.rank}: {exc}") from exc
@@ -211,7 +272,7 @@ class PyAVClipRenderer:
         captions = {}
         for fmt in sorted(options.caption_formats):
             path = out_dir / f"clip_{clip.rank:02d}.{fmt}"
-            path.write_text(_CAPTIONS[fmt](clip.words, offset=start), encoding="utf-8")
+            path.write_text(_CAPTIONS[fmt](clip.words, offset=clip.span.start), encoding="utf-8")
             captions[fmt] = str(path)
         progress(1.0)
         return RenderedClip(clip=clip, media_path=str(target), captions=captions)
@@ -228,76 +289,57 @@ class PyAVClipRenderer:
 
     def _cut(
         self, source: Path, info: MediaInfo, clip: Clip, options: ClipOptions, out: Path, progress: Progress
-    ) -> float:
-        """Writes the clip to ``out``; returns the source time of its first frame."""
-        span = clip.span
+    ) -> None:
+        """Writes the clip to ``out``."""
+        # Frames carry the file's own (continuous) timestamps: work in them.
+        span = Span(clip.span.start + info.start_time, clip.span.end + info.start_time)
         with av.open(str(source)) as src:
             vin = main_video(src)
             vin.thread_type = "AUTO"
-            ain = src.streams.audio[0] if info.has_audio and src.streams.audio else None
+            ain = main_audio(src) if info.has_audio else None
             rate: Fraction = vin.average_rate or vin.guessed_rate or Fraction(round(info.fps * 1000), 1000)
-            half_frame = 0.5 / float(rate)
             window = self._window(source, clip, options.aspect, info)
             with av.open(str(out), "w", format="mp4", container_options={"movflags": "+faststart"}) as dst:
                 vout = dst.add_stream(
-                    "libx264", rate=rate, options={"preset": self.preset, "crf": str(self.crf)}
+                    "libx264", rate=rate, options={"preset": self.preset, "crf": str(self.crf), "bf": "0"}
                 )
                 vout.width, vout.height = output_size(window.width, window.height, self.max_side)
                 vout.pix_fmt = "yuv420p"
-                vout.codec_context.time_base = vout.time_base = _time_base(vin)
+                time_base = _time_base(vin)
+                vout.codec_context.time_base = vout.time_base = time_base
                 vout.codec_context.thread_count = self.threads
-                audio = _AudioCut.open(dst, ain, self.audio_bitrate) if ain is not None else None
+                audio = _AudioCut.open(dst, ain, self.audio_bitrate, span) if ain is not None else None
                 burner = None
                 if options.burn_captions and clip.words:
-                    burner = CaptionBurner.from_words(clip.words, span.start, vout.width, vout.height)
-                # Frames carry the file's own timestamps: work in them, answer in media time.
-                origin = info.start_time
-                first = self._copy(
-                    src,
-                    dst,
-                    vin,
-                    span.start + origin,
-                    span.duration,
-                    half_frame,
-                    window,
-                    vout,
-                    audio,
-                    burner,
-                    progress,
-                )
-                dst.mux(vout.encode(None))
+                    burner = CaptionBurner.from_words(clip.words, clip.span.start, vout.width, vout.height)
+                end_pts = max(1, round(span.duration / time_base))
+                picture = _Picture(dst, vout, window, burner, span.start, end_pts, time_base)
+                self._copy(src, timeline(src), vin, ain, span, picture, audio, progress)
+                picture.close()
                 if audio is not None:
                     audio.close()
-        return first - info.start_time
 
     def _copy(
         self,
         src: av.container.InputContainer,
-        dst: av.container.OutputContainer,
+        clock: Timeline,
         vin: av.VideoStream,
-        start: float,
-        duration: float,
-        half_frame: float,
-        window: _Window,
-        vout: av.VideoStream,
+        ain: av.AudioStream | None,
+        span: Span,
+        picture: _Picture,
         audio: _AudioCut | None,
-        burner: CaptionBurner | None,
         progress: Progress,
-    ) -> float:
-        time_base = _time_base(vin)
-        # Seek to a keyframe at or before the span, then decode forward to its first frame.
-        seek_before(src, vin, start)
-        first_t: float | None = None
-        first_pts = 0
-        end = start + duration
+    ) -> None:
+        # Seek to a keyframe at or before the span, then decode forward to the frame on screen at its start.
+        clock.seek_before(src, vin, span.start)
+        held: tuple[av.VideoFrame, float] | None = None  # the latest frame at or before the span's start
         video_done = False
-        ain = src.streams.audio[0] if audio is not None else None
         decoder = PacketDecoder(Path(src.name).name)
-        for packet in src.demux([vin] if ain is None else [vin, ain]):
+        for packet in clock.demux(src, vin) if ain is None else clock.demux(src, vin, ain):
             if video_done:
                 # Sound may trail the picture in the file's interleaving; stop once it is past the end
                 # (or never comes) rather than decoding the rest of a long source.
-                if audio is None or audio.done or _packet_time(packet) > end + 1.0:
+                if audio is None or audio.done or _packet_time(packet) > span.end + 1.0:
                     break
                 if packet.stream is vin:
                     continue
@@ -305,29 +347,22 @@ class PyAVClipRenderer:
                 if isinstance(frame, av.AudioFrame) and audio is not None:
                     audio.add(frame)
                     continue
-                if video_done or not isinstance(frame, av.VideoFrame):
+                if video_done or not isinstance(frame, av.VideoFrame) or frame.time is None:
                     continue
-                t, pts = frame.time, frame.pts
-                if t is None or pts is None or t < start - half_frame:
+                t = frame.time
+                if t <= span.start + _SAME_INSTANT:
+                    held = (frame, t)
                     continue
-                if first_t is None:
-                    first_t, first_pts, end = t, pts, t + duration
-                    if audio is not None:
-                        audio.begin(t, end)
-                if t >= end - half_frame:
+                if t >= span.end - _SAME_INSTANT:  # first shown after the span
                     video_done = True
-                    continue
-                out = window.cut(frame, t - start)
-                if (out.width, out.height) != (vout.width, vout.height):
-                    out = out.reformat(width=vout.width, height=vout.height, interpolation="AREA")
-                if burner is not None:  # cues are timed from the span's start; a decoded frame is not ours
-                    out = burner.burn(out, t - start, in_place=out is not frame)
-                out.pts, out.time_base, out.pict_type = pts - first_pts, time_base, 0
-                dst.mux(vout.encode(out))
-                progress(min(0.99, (t - first_t) / max(duration, 1e-6)))
+                if held is not None:
+                    picture.show(*held)
+                    held = None
+                if not video_done:
+                    picture.show(frame, t)
+                    progress(min(0.99, (t - span.start) / max(span.duration, 1e-6)))
         decoder.check()
-        if first_t is None:
-            raise MediaError(f"no video frames in {start:.3f}..{end:.3f}")
-        if audio is not None and audio.start is None:
-            audio.begin(first_t, end)
-        return first_t
+        if held is not None and span.start < _shown_until(held[0], held[1], vin):
+            picture.show(*held)  # the span starts while the video's last frame is on screen
+        if picture.pending is None:
+            raise MediaError(f"no video frames in {span.start:.3f}..{span.end:.3f}")

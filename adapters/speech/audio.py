@@ -1,4 +1,5 @@
-"""A file's first audio stream as 16 kHz mono int16, streamed in blocks, with its media time."""
+"""A file's main audio stream as 16 kHz mono int16, streamed in blocks, with its media time (the stream the
+analysis heard and the clips carry: adapters.media.decoding.main_audio)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from adapters.media.decoding import PacketDecoder
+from adapters.media.decoding import PacketDecoder, main_audio
+from adapters.media.timeline import timeline
 from adapters.speech.vad import SAMPLE_RATE
 from domain.errors import MediaError
 from domain.media import MEDIA_FEATURES, Analysis, MediaInfo
@@ -18,9 +20,10 @@ def audio_start(path: Path) -> float | None:
     """The file's own timestamp of its first audio sample (seconds), or None without an audio stream."""
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
+            stream = main_audio(container)
+            if stream is None:
                 return None
-            for frame in PacketDecoder(path.name).frames(container, container.streams.audio[0]):
+            for frame in PacketDecoder(path.name).frames(timeline(container).demux(container, stream)):
                 if frame.time is not None:
                     return float(frame.time)
             return 0.0
@@ -47,7 +50,9 @@ def probe_audio(path: Path) -> MediaInfo:
     with container:
         if not container.streams.audio:
             raise MediaError(f"{path.name}: no audio stream, so nothing to transcribe")
-        audio = container.streams.audio[0]
+        audio = main_audio(container)
+        if audio is None:
+            raise MediaError(f"{path.name}: no audio stream, so nothing to transcribe")
         video = next(iter(container.streams.video), None)
         duration = container.duration / av.time_base if container.duration is not None else 0.0
         if duration <= 0 and audio.duration is not None and audio.time_base is not None:
@@ -75,17 +80,18 @@ def audio_analysis(path: Path) -> Analysis:
 
 
 def stream_audio(path: Path, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
-    """The first audio stream as 16 kHz mono int16, in blocks of about ``block_seconds``; never whole:
+    """The main audio stream as 16 kHz mono int16, in blocks of about ``block_seconds``; never whole:
     four hours of it would be 460 MB."""
     block = int(block_seconds * SAMPLE_RATE)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
+            stream = main_audio(container)
+            if stream is None:
                 return
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             parts: list[np.ndarray] = []
             size = 0
-            for frame in PacketDecoder(path.name).frames(container, container.streams.audio[0]):
+            for frame in PacketDecoder(path.name).frames(timeline(container).demux(container, stream)):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().ravel())
                     size += parts[-1].size
@@ -100,7 +106,7 @@ def stream_audio(path: Path, block_seconds: float = 10.0) -> Iterator[np.ndarray
 
 
 def decode_audio(path: Path) -> np.ndarray | None:
-    """All of the first audio stream (for short files and tests), or None when there is none."""
+    """All of the main audio stream (for short files and tests), or None when there is none."""
     if not has_audio(path):
         return None
     blocks = list(stream_audio(path))
