@@ -413,7 +413,8 @@ async def test_rated_spans_average_each_clips_ratings_and_count_new_ones(uow: Un
 
 
 async def test_the_last_succeeded_training_run_is_the_newest_succeeded_one(uow: UnitOfWorkFactory) -> None:
-    far = T0 + timedelta(days=36500)  # newer than any other test's runs in a shared table
+    # Newer than any other run in a shared table, this test's earlier runs included.
+    far = datetime.now(UTC) + timedelta(days=36500)
     old = TrainingRun(id=new_id(), status=TrainingStatus.SUCCEEDED, created_at=far)
     new = TrainingRun(id=new_id(), status=TrainingStatus.SUCCEEDED, created_at=far + timedelta(hours=1))
     failed = TrainingRun(id=new_id(), status=TrainingStatus.FAILED, created_at=far + timedelta(hours=2))
