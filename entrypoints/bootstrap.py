@@ -196,7 +196,7 @@ def build_local_container(config: AppConfig, media_root: Path) -> Container:
     container[MediaAnalyzer] = Singleton(lambda: PyAVMediaAnalyzer(_media_limits(config), vad=SileroVad()))
     container[ClipRenderer] = Singleton(lambda: PyAVClipRenderer(faces=HaarFaceTracker()))
     _add_transcriber(container, lifecycle, config)
-    _add_models(container, lifecycle, config)
+    _add_models(container, lifecycle, config, reads_only=True)
     container[UnitOfWorkFactory] = MemoryUnitOfWorkFactory()
     if config.cache_enabled:
         # On disk, so a second run on the same file (say, another aspect) skips decoding and recognition.
@@ -320,7 +320,11 @@ def _add_storage(container: Container, lifecycle: Lifecycle, config: AppConfig, 
     )
 
 
-def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -> None:
+def _add_models(
+    container: Container, lifecycle: Lifecycle, config: AppConfig, *, reads_only: bool = False
+) -> None:
+    """``reads_only``: a process that never saves a model leaves MODEL_CACHE_DIR as it found it (the CLI
+    must not leave an empty ``models`` folder in the user's working folder)."""
     from adapters.torch.model_manager import ModelManager
     from adapters.torch.video_model import TorchVideoModel
 
@@ -328,7 +332,10 @@ def _add_models(container: Container, lifecycle: Lifecycle, config: AppConfig) -
         manager = ModelManager(
             config.model_cache_dir, device=config.device, mixed_precision=config.mixed_precision
         )
-        await manager.start()
+        if reads_only:
+            manager.load(None)  # the warm-up start() does, without creating the folder
+        else:
+            await manager.start()
         return manager
 
     async def close_models(manager: ModelManager) -> None:

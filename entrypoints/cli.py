@@ -8,14 +8,27 @@ import contextlib
 import ctypes
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from application.config import AppConfig, ConfigError
 from entrypoints import token_command, train_command, transcribe_command
 from entrypoints.console import fail
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as every other error: one line (with where to find help) and exit status 2. Subcommand
+    parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("opusclip").strip()
+        where = f"{command}: " if command else ""
+        sys.exit(fail(f"{where}{message} (see {self.prog} --help)"))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class, so the command modules' add_parser(s) take its subparsers (of _Parser, as
+    # argparse makes them of the parent's class).
+    parser: argparse.ArgumentParser = _Parser(
         prog="opusclip", description="Long videos in, ranked highlight clips out."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

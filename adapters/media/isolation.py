@@ -16,6 +16,7 @@ limit would fail a big machine for its cores; the data limit counts what can act
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import logging
 import multiprocessing
@@ -316,8 +317,16 @@ def _out_of_memory(error: BaseException | None) -> bool:
         # torch's CPU allocator reports a refused allocation as a RuntimeError, not a MemoryError.
         if isinstance(error, MemoryError) or "DefaultCPUAllocator: can't allocate memory" in str(error):
             return True
+        # A thread whose stack does not fit under the limit is not started: FFmpeg passes on EAGAIN from
+        # pthread_create (the EAGAIN of its send/receive calls never reaches Python: PyAV handles it).
+        if isinstance(error, OSError) and error.errno in (errno.ENOMEM, errno.EAGAIN) and _from_ffmpeg(error):
+            return True
         error = error.__cause__ or error.__context__
     return False
+
+
+def _from_ffmpeg(error: OSError) -> bool:
+    return error.errno == errno.ENOMEM or type(error).__module__.startswith("av.")
 
 
 def _pickles(error: BaseException) -> bool:

@@ -3,7 +3,8 @@
 Audio is cut at pauses into chunks of at most one Whisper window (adapters.speech.chunks) and streamed:
 chunks are recognised as they are decoded, by ``workers`` model replicas side by side (on a small CPU, two
 one-thread replicas outrun one two-thread replica by a quarter), and a bounded queue keeps memory flat on
-long files. Chunks never overlap, so no word is heard twice.
+long files. Chunks never overlap, so no word is heard twice. A chunk the recogniser fails on is logged and
+skipped: it costs its own words, never the transcript.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ MAX_WORKERS = 4
 # Greedy first; a window that loops or reads as noise is decoded again, warmer, and the likeliest kept.
 TEMPERATURES = (0.0, 0.4, 0.8)
 VAD_BLOCK_SECONDS = 120.0  # the VAD pays a fixed number of model steps per block: feed it long blocks
+
+log = logging.getLogger(__name__)
 
 # faster-whisper logs two info lines per call, that is per chunk: thousands for a long video.
 logging.getLogger("faster_whisper").setLevel(logging.WARNING)
@@ -144,8 +147,22 @@ class WhisperTranscriber:
 
         def collect_oldest() -> None:
             a, b, future = in_flight.popleft()
-            heard.append((a / SAMPLE_RATE + offset, future.result()))
-            progress(min(1.0, (b / SAMPLE_RATE + offset) / duration))
+            start, end = a / SAMPLE_RATE + offset, b / SAMPLE_RATE + offset
+            try:
+                heard.append((start, future.result()))
+            except MemoryError:  # the process's trouble, not this chunk's
+                raise
+            except Exception as error:
+                # One chunk the recogniser cannot decode (a tone, a burst of noise) costs its words, not
+                # the transcript: the video still has its picture and every other chunk.
+                log.warning(
+                    "speech chunk %.2f–%.2f s not recognised, skipped: %s: %s",
+                    start,
+                    end,
+                    type(error).__name__,
+                    error,
+                )
+            progress(min(1.0, end / duration))
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="whisper") as pool:
             try:

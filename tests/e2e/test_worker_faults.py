@@ -1,4 +1,4 @@
-"""Workers under fire: killed, frozen, crashed by their input, cut off from Postgres, outnumbered by work.
+"""Workers under fire: killed, frozen, exhausted by their input, cut off from Postgres, outnumbered by work.
 No job is lost, none is done twice, and a late worker's writes are fenced off."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adapters.media.synthetic import Scene, write_video
-from tests.e2e.crashing_media import write_eight_channel_video
+from tests.e2e.crashing_media import HUGE, write_huge_frame_video
 from tests.e2e.service import (
     Client,
     MediaServer,
@@ -46,7 +46,7 @@ MID_JOB = ("analyse", "transcribe", "score", "select", "render")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fault-media")
     write_video(folder / "long.mp4", LONG)
-    write_eight_channel_video(folder / "crash.mp4")
+    write_huge_frame_video(folder / "huge.mp4")
     (folder / "page.html").write_text("<!doctype html><title>no</title>" * 40)
     return folder
 
@@ -180,18 +180,26 @@ def test_many_workers_claim_each_of_many_jobs_exactly_once(
         assert _stop_all(*workers, api)[:4] == [0, 0, 0, 0]
 
 
-def test_an_input_that_crashes_the_decoder_fails_its_job_and_the_worker_lives_on(
+def test_an_input_that_exhausts_its_media_child_fails_its_job_and_the_worker_lives_on(
     database: str, media: MediaServer, tmp_path: Path
 ) -> None:
-    env = service_env(database, tmp_path, JOB_MAX_ATTEMPTS="2")
+    """Media work (rendering included) runs in sandboxed children: one that runs out of memory on a file
+    fails that job with a reason, after its attempts, and the worker goes on to do real work."""
+    env = service_env(
+        database,
+        tmp_path,
+        JOB_MAX_ATTEMPTS="2",
+        MEDIA_MEMORY_LIMIT_BYTES=str(256 * 1024**2),  # the least allowed; a 640×360 job fits
+        MAX_VIDEO_PIXELS=str(HUGE[0] * HUGE[1]),
+    )
     api = start_api(env, tmp_path)
     worker = start_worker(env, tmp_path)
     try:
         alice = Client(api.url, "alice")
-        crash = alice.submit_url(media.url("crash.mp4"), {"max_clips": 1, "min_seconds": 4, "max_seconds": 8})
-        job = alice.wait(crash.json()["id"], timeout=300)
+        huge = alice.submit_url(media.url("huge.mp4"), {"max_clips": 1, "min_seconds": 4, "max_seconds": 6})
+        job = alice.wait(huge.json()["id"], timeout=300)
         assert (job["status"], job["attempts"]) == ("failed", 2), job
-        assert job["error"]["code"] == "corrupt_media" and "SIGSEGV" in job["error"]["message"]
+        assert job["error"]["code"] == "corrupt_media" and "memory" in job["error"]["message"], job
         assert worker.process.poll() is None and httpx.get(f"{worker.url}/health").status_code == 200
         # ...and goes on to do real work.
         fine = alice.wait(alice.submit_url(media.url("long.mp4"), {"max_clips": 1}).json()["id"], timeout=300)

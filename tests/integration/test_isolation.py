@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -40,6 +41,7 @@ from domain.errors import (
     CorruptMedia,
     DependencyUnavailable,
     InvalidOptions,
+    MediaError,
     MediaLimitExceeded,
     OpusClipError,
 )
@@ -180,6 +182,30 @@ def test_a_memory_hog_is_stopped_at_the_limit(isolation: Isolation) -> None:
         run(isolation, targets.hog, 4096 * MiB, memory_bytes=256 * MiB)
 
     assert run(isolation, targets.hog, 128 * MiB, memory_bytes=256 * MiB) == 2
+
+
+def ffmpeg_refused(code: int) -> None:
+    """What an adapter raises when FFmpeg fails inside it: its own error, from FFmpeg's."""
+    try:
+        av.error.err_check(-code)
+    except av.FFmpegError as error:
+        raise MediaError(f"cannot render clip 1: {error}") from error
+
+
+@pytest.mark.parametrize("code", [errno.ENOMEM, errno.EAGAIN])
+def test_ffmpeg_refused_memory_or_a_thread_under_the_limit_is_out_of_memory(
+    isolation: Isolation, code: int
+) -> None:
+    """Under the limit FFmpeg fails to allocate (ENOMEM) or to start a thread, whose stack no longer fits
+    (EAGAIN from pthread_create): the file needs more memory, whatever the adapter made of the error."""
+    with pytest.raises(CorruptMedia, match=r"decoding needed more than 0.25 GiB of memory"):
+        run(isolation, ffmpeg_refused, code, memory_bytes=256 * MiB)
+
+
+def test_another_ffmpeg_error_stays_what_the_adapter_said(isolation: Isolation) -> None:
+    with pytest.raises(MediaError, match="cannot render clip 1") as raised:
+        run(isolation, ffmpeg_refused, errno.EINVAL)
+    assert not isinstance(raised.value, CorruptMedia)
 
 
 def test_calls_from_three_threads_run_side_by_side(isolation: Isolation) -> None:
