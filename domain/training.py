@@ -21,7 +21,6 @@ from typing import Any
 import attrs
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from domain.errors import InvalidInput, InvalidOptions
 from domain.media import MEDIA_FEATURES, TEXT_FEATURES, ClipOptions, Span, Transcript
@@ -242,6 +241,7 @@ def kendall_tau(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     pair = _rank_inputs(scores, labels)
     if pair is None:
         return 0.0
+    stats = _stats()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         return _finite(stats.kendalltau(*pair).statistic)
@@ -252,9 +252,17 @@ def spearman_rho(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     pair = _rank_inputs(scores, labels)
     if pair is None:
         return 0.0
+    stats = _stats()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         return _finite(stats.spearmanr(*pair).statistic)
+
+
+def _stats() -> Any:
+    """scipy.stats, imported on first use: a second of imports every `opusclip` command would pay."""
+    from scipy import stats
+
+    return stats
 
 
 def _merged_seconds(spans: Sequence[Span]) -> list[tuple[float, float]]:
