@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 from rich.table import Table
 
 from adapters.process_guard import (
@@ -37,7 +37,7 @@ from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.errors import JobFailed, OpusClipError
 from domain.media import ClipOptions
 from entrypoints.clip_paths import OUTPUTS, ClipPaths, Refused, check_paths, make_staging
-from entrypoints.console import EXIT_INTERNAL, EXIT_USAGE, fail
+from entrypoints.console import EXIT_INTERNAL, EXIT_USAGE, fail, progress_bars
 from entrypoints.http.logging import configure_logging
 
 EXIT_BAD_INPUT = EXIT_USAGE
@@ -141,15 +141,7 @@ async def _process(
             SubmitJobRequest(owner="cli", source=str(paths.source), options=options.to_dict())
         )
         job = submitted.job
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not show,
-            transient=False,
-        ) as bars:
+        with progress_bars(show=show) as bars:
             tasks: dict[str, TaskID] = {}
 
             def progress(stage: str, fraction: float) -> None:

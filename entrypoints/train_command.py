@@ -23,7 +23,7 @@ from application.config import AppConfig
 from domain.errors import InvalidInput, OpusClipError
 from domain.labels import Annotation, parse_tvsum
 from domain.training import TrainingSettings
-from entrypoints.console import fail
+from entrypoints.console import fail, progress_bars
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,11 +105,7 @@ def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[float], Non
     if not (enabled and sys.stderr.isatty()):
         yield lambda _fraction: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
-    with Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+    with progress_bars(show=True) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=min(1.0, max(0.0, fraction)))
 

@@ -18,7 +18,7 @@ from domain.captions import to_srt, to_vtt
 from domain.errors import OpusClipError
 from domain.media import Analysis, MediaInfo, Transcript
 from domain.ports import Transcriber
-from entrypoints.console import EXIT_INTERNAL, EXIT_USAGE, fail
+from entrypoints.console import EXIT_INTERNAL, EXIT_USAGE, fail, progress_bars
 
 FORMATS = ("txt", "json", "srt", "vtt")
 
@@ -74,8 +74,6 @@ def run(config: AppConfig, args: argparse.Namespace) -> int:
 
 
 async def _transcribe(config: AppConfig, source: Path, analysis: Analysis, *, show: bool) -> Transcript:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from entrypoints.bootstrap import build_speech_container
     from entrypoints.lifecycle import Lifecycle
@@ -84,14 +82,7 @@ async def _transcribe(config: AppConfig, source: Path, analysis: Analysis, *, sh
     lifecycle = container[Lifecycle]
     await lifecycle.start()
     try:
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not show,
-        ) as bars:
+        with progress_bars(show=show) as bars:
             task = bars.add_task("transcribe", total=1.0)
 
             def report(fraction: float) -> None:
