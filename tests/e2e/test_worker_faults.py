@@ -208,6 +208,18 @@ def test_an_input_that_exhausts_its_media_child_fails_its_job_and_the_worker_liv
         assert _stop_all(worker, api)[0] == 0
 
 
+def _submitted(client: Client, url: str, options: dict[str, Any]) -> str:
+    """A job's id; a 503 (the service says: try again shortly) is retried as a client would."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.submit_url(url, options)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
 def test_jobs_resume_after_postgres_restarts_mid_run(
     database: str, media: MediaServer, tmp_path: Path
 ) -> None:
@@ -217,10 +229,7 @@ def test_jobs_resume_after_postgres_restarts_mid_run(
     workers = [start_worker(env, tmp_path), start_worker(env, tmp_path)]
     try:
         alice = Client(api.url, "alice")
-        ids = [
-            alice.submit_url(media.url("long.mp4"), {**OPTIONS, "max_clips": 1}).json()["id"]
-            for _ in range(3)
-        ]
+        ids = [_submitted(alice, media.url("long.mp4"), {**OPTIONS, "max_clips": 1}) for _ in range(3)]
         _mid_job(alice, ids[0])
         subprocess.run(restart, check=True, timeout=120, capture_output=True)
         jobs = [alice.wait(job_id, timeout=400) for job_id in _retrying(alice, ids)]
