@@ -208,10 +208,11 @@ class ProcessJob:
 
             await attempt.checkpoint("score")
             model_version = model.version
-            scores: np.ndarray = await timed("score", model.score, analysis, transcript)
-            # What training learns from: kept past the analysis cache's expiry, so ratings can use it later.
-            features = encode_features(feature_matrix(analysis, transcript))
-            await self.cache.set(features_key(fetched.sha256), features, FEATURES_TTL_SECONDS)
+            # Built once: the model scores it, and training learns from it later (kept past the analysis
+            # cache's expiry, so ratings given weeks on can still use it).
+            matrix = feature_matrix(analysis, transcript)
+            scores: np.ndarray = await timed("score", model.score_features, matrix)
+            await self.cache.set(features_key(fetched.sha256), encode_features(matrix), FEATURES_TTL_SECONDS)
             await attempt.checkpoint("select")
             clips = await timed("select", _select, scores, transcript, analysis, options)
 

@@ -238,31 +238,25 @@ def _rank_inputs(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[np.ndarr
 
 def kendall_tau(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Kendall's τ-b (ties allowed) of per-second scores against labels; 0.0 when either is constant."""
-    pair = _rank_inputs(scores, labels)
-    if pair is None:
-        return 0.0
-    stats = _stats()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return _finite(stats.kendalltau(*pair).statistic)
+    return _correlation("kendalltau", scores, labels)
 
 
 def spearman_rho(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Spearman's ρ of per-second scores against labels; 0.0 when either is constant."""
+    return _correlation("spearmanr", scores, labels)
+
+
+def _correlation(name: str, scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """scipy.stats' ``name`` statistic, finite. scipy is imported on first use: a second of imports that
+    every `opusclip` command would otherwise pay."""
     pair = _rank_inputs(scores, labels)
     if pair is None:
         return 0.0
-    stats = _stats()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return _finite(stats.spearmanr(*pair).statistic)
-
-
-def _stats() -> Any:
-    """scipy.stats, imported on first use: a second of imports every `opusclip` command would pay."""
     from scipy import stats
 
-    return stats
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return _finite(getattr(stats, name)(*pair).statistic)
 
 
 def _merged_seconds(spans: Sequence[Span]) -> list[tuple[float, float]]:

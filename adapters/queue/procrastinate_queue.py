@@ -45,34 +45,18 @@ class ProcrastinateJobQueue:
 
     async def enqueue(self, job_id: str) -> str:
         # lock: two entries for one job never run at once; queueing_lock: at most one waits.
-        row = (
-            await self._connection.execute(
-                _DEFER,
-                {
-                    "queue": JOBS_QUEUE,
-                    "task": PROCESS_TASK,
-                    "lock": f"job:{job_id}",
-                    "queueing_lock": f"job:{job_id}",
-                    "args": json.dumps({"job_id": job_id}),
-                },
-            )
-        ).one()
-        return str(row.id)
+        key = f"job:{job_id}"
+        return await self._defer(JOBS_QUEUE, PROCESS_TASK, key, key, {"job_id": job_id})
 
     async def enqueue_training(self, run_id: str) -> str:
         # lock "training": one run at a time across all workers; each run waits its turn.
-        row = (
-            await self._connection.execute(
-                _DEFER,
-                {
-                    "queue": TRAINING_QUEUE,
-                    "task": TRAIN_TASK,
-                    "lock": "training",
-                    "queueing_lock": f"training:{run_id}",
-                    "args": json.dumps({"run_id": run_id}),
-                },
-            )
-        ).one()
+        return await self._defer(
+            TRAINING_QUEUE, TRAIN_TASK, "training", f"training:{run_id}", {"run_id": run_id}
+        )
+
+    async def _defer(self, queue: str, task: str, lock: str, queueing_lock: str, args: dict[str, str]) -> str:
+        values = {"queue": queue, "task": task, "lock": lock, "queueing_lock": queueing_lock}
+        row = (await self._connection.execute(_DEFER, {**values, "args": json.dumps(args)})).one()
         return str(row.id)
 
     async def cancel(self, ref: str) -> None:

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import pkgutil
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -99,34 +100,30 @@ async def test_the_api_container_builds_what_its_routes_ask_for(
     assert "speech" not in lifecycle.names and "models" not in lifecycle.names, "the API decodes nothing"
 
 
-async def test_the_worker_container_builds_what_the_worker_runs(
-    migrated_database_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    container = build_worker_container(
-        _config(tmp_path, DATABASE_URL=migrated_database_url, REDIS_URL=redis_url)
-    )
+async def _assert_builds(container: Container, kinds: Iterable[type]) -> Lifecycle:
+    """Each of ``kinds`` resolves to an instance of itself while the container's resources are open."""
     lifecycle = container[Lifecycle]
     await lifecycle.start()
     try:
-        for kind in (*WORKER_USE_CASES, HealthMonitor):
+        for kind in kinds:
             assert isinstance(container[kind], kind)
     finally:
         await lifecycle.close()
+    return lifecycle
+
+
+async def test_the_worker_container_builds_what_the_worker_runs(
+    migrated_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, DATABASE_URL=migrated_database_url, REDIS_URL=redis_url)
+    await _assert_builds(build_worker_container(config), (*WORKER_USE_CASES, HealthMonitor))
 
 
 async def test_the_training_container_builds_what_train_and_eval_run(
     migrated_database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    container = build_training_container(
-        _config(tmp_path, DATABASE_URL=migrated_database_url, REDIS_URL=redis_url)
-    )
-    lifecycle = container[Lifecycle]
-    await lifecycle.start()
-    try:
-        for kind in TRAINING_USE_CASES:
-            assert isinstance(container[kind], kind)
-    finally:
-        await lifecycle.close()
+    config = _config(tmp_path, DATABASE_URL=migrated_database_url, REDIS_URL=redis_url)
+    lifecycle = await _assert_builds(build_training_container(config), TRAINING_USE_CASES)
     assert "speech" not in lifecycle.names, "training reads cached features; it decodes nothing"
 
 
