@@ -28,13 +28,13 @@ def job_json(
         "options": job.options,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
-        "created_at": _time(job.created_at),
-        "updated_at": _time(job.updated_at),
-        "started_at": _time(job.started_at),
-        "finished_at": _time(job.finished_at),
+        "created_at": iso_time(job.created_at),
+        "updated_at": iso_time(job.updated_at),
+        "started_at": iso_time(job.started_at),
+        "finished_at": iso_time(job.finished_at),
         "model_version": job.details.get("model_version"),
         "cache_hits": job.details.get("cache_hits", []),
-        "links": {"self": f"{_base(request)}/v1/jobs/{job.id}"},
+        "links": {"self": f"{base_url(request)}/v1/jobs/{job.id}"},
     }
     if clips is not None and job.status is JobStatus.SUCCEEDED:
         mine = ratings or {}
@@ -47,7 +47,7 @@ def job_view_json(view: JobView, request: Request) -> dict[str, Any]:
 
 
 def clip_json(clip: StoredClip, request: Request, my_rating: int | None = None) -> dict[str, Any]:
-    this = f"{_base(request)}/v1/clips/{clip.id}"
+    this = f"{base_url(request)}/v1/clips/{clip.id}"
     links = {"self": this, "media": f"{this}/media", "feedback": f"{this}/feedback"}
     for fmt in sorted(clip.captions):
         links[f"captions_{fmt}"] = f"{this}/captions.{fmt}"
@@ -63,19 +63,19 @@ def clip_json(clip: StoredClip, request: Request, my_rating: int | None = None) 
         "transcript": clip.transcript,
         "model_version": clip.model_version,
         "my_rating": my_rating,  # the caller's own rating (-1 or 1), null when they have not rated it
-        "created_at": _time(clip.created_at),
+        "created_at": iso_time(clip.created_at),
         "links": links,
     }
 
 
 def feedback_json(item: Feedback) -> dict[str, Any]:
-    return {"clip_id": item.clip_id, "rating": item.rating, "rated_at": _time(item.created_at)}
+    return {"clip_id": item.clip_id, "rating": item.rating, "rated_at": iso_time(item.created_at)}
 
 
 _BASE_KEY = "opusclip.base_url"
 
 
-def _base(request: Request) -> str:
+def base_url(request: Request) -> str:
     # Built by hand, not with url_for: url_for tries every route in turn, raising as it goes, and the job
     # routes are the API's busiest. tests/e2e follows these links, so a route that moves breaks them there.
     # Once per request: a page of jobs and their clips asks for it dozens of times.
@@ -85,19 +85,11 @@ def _base(request: Request) -> str:
     return base
 
 
-def base_url(request: Request) -> str:
-    return _base(request)
-
-
-def iso_time(value: datetime | None) -> str | None:
-    return _time(value)
-
-
 def _source(job: Job) -> dict[str, Any]:
     if job.source.startswith(UPLOAD_PREFIX):
         return {"kind": "upload", "filename": job.source_name}
     return {"kind": "url", "url": job.source}
 
 
-def _time(value: datetime | None) -> str | None:
+def iso_time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
