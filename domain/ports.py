@@ -6,6 +6,7 @@ cache ports are async (network I/O on the event loop).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -239,6 +240,24 @@ class JobQueue(Protocol):
     async def enqueue_training(self, run_id: str) -> str:
         """Queue a training run for a worker (committed with the run's row); returns the entry's reference."""
         ...
+
+
+class JobWatch(Protocol):
+    """One reader's ear on one job (see ``JobChanges``)."""
+
+    async def changed(self) -> bool:
+        """Wait until the job's status, stage or progress changes (a change since the watch began or since the
+        last call counts): True. False, sooner, when the store cannot tell right now: look anyway. Callers
+        bound the wait with ``asyncio.timeout``."""
+        ...
+
+
+class JobChanges(Protocol):
+    """Hears committed changes of a job's status, stage or progress, as they are committed, so that a reader
+    following a job wakes at once instead of polling. Open the watch before reading the job, so that no
+    change between the read and the wait goes unheard."""
+
+    def watch(self, job_id: str) -> contextlib.AbstractAsyncContextManager[JobWatch]: ...
 
 
 class UnitOfWork(Protocol):

@@ -4,7 +4,8 @@
 
 Three containers, one per kind of process, each opening only what its process uses:
 
-* ``build_container``: the API (Postgres, the job queue's SQL side, Redis cache and rate limits, tokens);
+* ``build_container``: the API (Postgres and its job-change notifications, the job queue's SQL side, Redis
+  cache and rate limits, tokens);
 * ``build_worker_container``: a worker (the same storage, plus URL fetching and the media, speech and model
   adapters, each media call in an isolated child process);
 * ``build_local_container``: the one-command CLI (in-memory storage, a disk cache, media in-process).
@@ -28,6 +29,7 @@ from adapters.memory.cache import NullCache
 from adapters.memory.rate_limiter import UnlimitedRateLimiter
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.postgres.engine import create_engine
+from adapters.postgres.job_changes import PostgresJobChanges
 from adapters.postgres.probe import PostgresProbe
 from adapters.postgres.unit_of_work import Gate, PostgresUnitOfWorkFactory
 from adapters.redis.cache import RedisCache, create_redis_client
@@ -40,6 +42,7 @@ from application.train_model import TrainingPolicy
 from domain.ports import (
     Cache,
     ClipRenderer,
+    JobChanges,
     MediaAnalyzer,
     MediaFetcher,
     MediaStore,
@@ -66,6 +69,13 @@ def build_container(config: AppConfig) -> Container:
     lifecycle = container[Lifecycle]
     _add_storage(container, lifecycle, config, api=True)
     container[TokenAuthority] = Singleton(lambda: build_token_authority(config))
+
+    # One LISTEN connection per API process, outside the pools: followers of a job wake on its changes.
+    async def open_changes() -> PostgresJobChanges:
+        return await PostgresJobChanges.open(config.database_url)
+
+    changes: Resource[PostgresJobChanges] = lifecycle.add("job-changes", open_changes, lambda c: c.close())
+    container[JobChanges] = lambda: changes.get()
     if config.rate_limit_enabled:
         limiter = lifecycle.add(
             "rate-limits",

@@ -33,6 +33,13 @@ def asyncpg_url(url: str) -> URL:
     return parsed
 
 
+def libpq_url(url: str) -> str:
+    """The URL as libpq-style clients read it (asyncpg's own ``connect``, psycopg for the queue):
+    ``postgresql://…`` with ``sslmode`` kept as libpq spells it."""
+    asyncpg_url(url)  # the same check the engine makes: a PostgreSQL URL, or ValueError
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(
     url: str,
     *,

@@ -18,7 +18,7 @@ from procrastinate import App, BaseRetryStrategy, PsycopgConnector, RetryDecisio
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job as QueueJob
 
-from adapters.postgres.engine import asyncpg_url
+from adapters.postgres.engine import libpq_url
 from domain.errors import LeaseHeld, OpusClipError, RetryScheduled
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,6 @@ log = logging.getLogger(__name__)
 # since the job row is unchanged or its lease runs out; this many times at most.
 UNEXPECTED_ATTEMPTS = 20
 UNEXPECTED_MAX_SECONDS = 60.0
-
-
-def libpq_url(database_url: str) -> str:
-    """``postgresql+asyncpg://…`` (SQLAlchemy's form, DATABASE_URL) → ``postgresql://…`` for psycopg."""
-    return asyncpg_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_queue_app(database_url: str, *, pool_size: int, connect_timeout: float) -> App:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,12 +17,13 @@ from starlette.routing import BaseRoute
 from adapters.media.service_fetcher import validate_source_url
 from application.cancel_job import CancelJob
 from application.config import AppConfig
-from application.get_job import GetJob
+from application.follow_job import FollowJob
+from application.get_job import GetJob, JobView
 from application.job_scores import GetJobScores
 from application.list_jobs import ListJobs
 from application.submit_job import SubmitJob, SubmitJobRequest, SubmitJobResult
 from domain.auth import RouteClass, Scope
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.jobs import UPLOAD_PREFIX
 from entrypoints.http.errors import body_kind, read_object
 from entrypoints.http.guard import Guard
@@ -32,7 +32,6 @@ from entrypoints.http.views import job_json, job_view_json
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 _MAX_KEY_CHARS = 255
-EVENT_POLL_SECONDS = 1.0
 EVENT_STREAM_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
 
@@ -123,35 +122,28 @@ async def cancel_job(request: Request, guard: Guard = injectable, cancel: Cancel
     return JSONResponse(job_json(job, request), status_code=200 if job.status.finished else 202)
 
 
-async def job_events(request: Request, guard: Guard = injectable, get: GetJob = injectable) -> Response:
+async def job_events(request: Request, guard: Guard = injectable, follow: FollowJob = injectable) -> Response:
     """Server-sent events: one ``progress`` event per change of status, stage or progress, then ``end``.
 
+    The stream wakes on the database's change notifications, so even a stage of a few milliseconds shows.
     A stream lasts at most EVENT_STREAM_SECONDS (proxies drop idle-looking long connections anyway); the
     first event carries ``retry``, so an EventSource reconnects and goes on where it left off."""
     user = await guard(request, Scope.VIDEOS_READ, RouteClass.READ)
-    job_id = request.path_params["job_id"]
-    first = await get(user.subject, job_id)  # 404 before the stream starts
+    views = follow(user.subject, request.path_params["job_id"], seconds=EVENT_STREAM_SECONDS)
+    first = await anext(views)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        view, last = first, None
-        deadline = time.monotonic() + EVENT_STREAM_SECONDS
-        while time.monotonic() < deadline:
-            body = job_view_json(view, request)
-            state = (body["status"], body["stage"], body["progress"])
-            if state != last:
-                event: dict[str, Any] = {"event": "progress", "data": _dumps(body)}
-                if last is None:
-                    event["retry"] = RECONNECT_MILLISECONDS
-                last = state
-                yield event
-            if view.job.status.finished:
-                yield {"event": "end", "data": _dumps(body)}
-                return
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-            try:
-                view = await get(user.subject, job_id)
-            except NotFound:
-                return
+        async with contextlib.aclosing(views):  # a client that leaves stops the watch at once
+            view: JobView | None = first
+            retry: dict[str, Any] = {"retry": RECONNECT_MILLISECONDS}
+            while view is not None:
+                body = _dumps(job_view_json(view, request))
+                yield {"event": "progress", "data": body, **retry}
+                retry = {}
+                if view.job.status.finished:
+                    yield {"event": "end", "data": body}
+                    return
+                view = await anext(views, None)
 
     return EventSourceResponse(events(), ping=15)
 

@@ -27,7 +27,7 @@ import attrs
 import httpx
 
 from adapters.auth.jwt_authority import JwtTokenAuthority
-from adapters.postgres.engine import asyncpg_url
+from adapters.postgres.engine import asyncpg_url, libpq_url
 from domain.auth import Scope
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -49,12 +49,8 @@ def opusclip(*args: str) -> list[str]:
     return [*command, *args]
 
 
-def libpq(url: str) -> str:
-    return asyncpg_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(libpq(DATABASE_URL), timeout=5)
+    connection = await asyncpg.connect(libpq_url(DATABASE_URL), timeout=5)
     try:
         await connection.execute(statement)
     finally:
@@ -62,7 +58,7 @@ async def _admin(statement: str) -> None:
 
 
 async def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(libpq(database_url), timeout=10)
+    connection = await asyncpg.connect(libpq_url(database_url), timeout=10)
     try:
         return list(await connection.fetch(sql, *args))
     finally:

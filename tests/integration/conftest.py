@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.engine import asyncpg_url, create_engine
+from adapters.postgres.engine import asyncpg_url, create_engine, libpq_url
 from adapters.postgres.migrate import upgrade
 from adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 
@@ -98,8 +98,7 @@ def _answering_database(url: str) -> str:
     async def ping() -> None:
         import asyncpg
 
-        dsn = asyncpg_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn, timeout=5)
+        connection = await asyncpg.connect(libpq_url(url), timeout=5)
         await connection.close()
 
     try:

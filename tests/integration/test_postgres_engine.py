@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.engine import asyncpg_url, create_engine
+from adapters.postgres.engine import asyncpg_url, create_engine, libpq_url
 from adapters.postgres.probe import PostgresProbe
 from adapters.postgres.unit_of_work import Gate, PostgresUnitOfWorkFactory
 from domain.errors import DependencyUnavailable
@@ -52,13 +52,20 @@ def test_plain_postgres_urls_are_normalised_to_asyncpg(scheme: str) -> None:
     assert dict(url.query) == {"ssl": "require"}
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+asyncpg"])
+def test_libpq_clients_get_sslmode_as_libpq_spells_it(scheme: str) -> None:
+    # psycopg (the queue) and asyncpg's own connect (job changes) refuse asyncpg-dialect ``ssl=``.
+    url = libpq_url(f"{scheme}://user:pw@db.internal:6543/clips?sslmode=require")
+    assert url == "postgresql://user:pw@db.internal:6543/clips?sslmode=require"
+
+
 def test_other_databases_are_refused() -> None:
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         asyncpg_url("mysql://root@localhost/db")
 
 
 async def test_a_plain_postgresql_url_connects(migrated_database_url: str) -> None:
-    plain = asyncpg_url(migrated_database_url).set(drivername="postgresql").render_as_string(False)
+    plain = libpq_url(migrated_database_url)
     engine = create_engine(plain, pool_size=1, max_overflow=0)
     try:
         assert await _select_one(engine) == 1

@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from adapters.postgres.engine import asyncpg_url, create_engine
+from adapters.postgres.engine import asyncpg_url, create_engine, libpq_url
 from adapters.postgres.migrate import downgrade, upgrade
 from adapters.postgres.tables import include_name, metadata
 from domain.jobs import new_id
 
-HEAD = "0003"
+HEAD = "0004"
 # The queue's own tables, created by procrastinate's schema script in migration 0002.
 PROCRASTINATE_TABLES = {
     "procrastinate_jobs",
@@ -33,12 +33,8 @@ PROCRASTINATE_TABLES = {
 }
 
 
-def _libpq(url: str) -> str:
-    return asyncpg_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(_libpq(url), timeout=5)
+    connection = await asyncpg.connect(libpq_url(url), timeout=5)
     try:
         await connection.execute(statement)
     finally:
