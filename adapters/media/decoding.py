@@ -155,6 +155,8 @@ class PacketDecoder:
         self.packets += 1
         try:
             return list(packet.decode())
+        except MemoryError:  # FFmpeg's ENOMEM (av.error.MemoryError): the process's limit, not this packet
+            raise
         except av.FFmpegError as error:
             self.damaged += 1
             if self.damaged == 1:
@@ -175,6 +177,8 @@ class PacketDecoder:
         try:
             for packet in packets:
                 yield from self.decode(packet)
+        except MemoryError:
+            raise  # reported as out of memory, never as a corrupt file
         except av.FFmpegError as error:  # the container itself is broken past this point
             raise MediaError(f"{self.name}: corrupt media ({error})") from None
         self.check()
