@@ -16,6 +16,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
+from adapters.queue.procrastinate_queue import PROCESS_TASK, TRAIN_TASK
 from domain.errors import Conflict, NotFound
 from domain.jobs import (
     Feedback,
@@ -257,7 +258,10 @@ class MemoryFeedbackRepository:
 
 @attrs.define
 class QueueEntry:
-    job_id: str
+    """What procrastinate's row holds: the task to run and the id it runs on (a job's or a training run's)."""
+
+    task: str
+    target: str
     done: bool = False
 
 
@@ -269,7 +273,7 @@ class MemoryJobQueue:
 
     async def enqueue(self, job_id: str) -> str:
         ref = str(next(_QUEUE_REFS))
-        self._table.put(ref, QueueEntry(job_id))
+        self._table.put(ref, QueueEntry(PROCESS_TASK, job_id))
         return ref
 
     async def cancel(self, ref: str) -> None:
@@ -282,13 +286,11 @@ class MemoryJobQueue:
         return {ref for ref in refs if (entry := self._table.get(ref)) is not None and not entry.done}
 
     async def depth(self) -> int:
-        return sum(
-            1 for entry in self._table.rows() if not entry.done and not entry.job_id.startswith("training:")
-        )
+        return sum(1 for entry in self._table.rows() if not entry.done and entry.task == PROCESS_TASK)
 
     async def enqueue_training(self, run_id: str) -> str:
         ref = str(next(_QUEUE_REFS))
-        self._table.put(ref, QueueEntry(f"training:{run_id}"))
+        self._table.put(ref, QueueEntry(TRAIN_TASK, run_id))
         return ref
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from adapters.memory.cache import MemoryCache
 from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from adapters.queue.procrastinate_queue import TRAIN_TASK
 from application.train_model import EvaluateModels, TrainingPolicy, TrainModel
 from application.training_data import BuildTrainingSet
 from application.training_runs import QueueTrainingRun
@@ -259,7 +260,7 @@ async def test_a_queued_run_and_its_queue_entry_are_committed_together(world) ->
     async with uow() as tx:
         stored = await tx.training_runs.get(run.id)
     assert stored is not None and stored.status is TrainingStatus.QUEUED and stored.requested_by == "admin"
-    assert any(e.job_id == f"training:{run.id}" for e in uow.store.queue.values())
+    assert any((e.task, e.target) == (TRAIN_TASK, run.id) for e in uow.store.queue.values())
 
 
 @pytest.mark.parametrize(
