@@ -173,6 +173,7 @@ class AppConfig:
     worker_stalled_seconds: float = _setting("WORKER_STALLED_SECONDS", 60.0, _float(1.0))
     worker_sweep_seconds: int = _setting("WORKER_SWEEP_SECONDS", 10, _int(1, 59))
     worker_shutdown_grace_seconds: float = _setting("WORKER_SHUTDOWN_GRACE_SECONDS", 60.0, _float(0.0))
+    upload_retention_hours: float = _setting("UPLOAD_RETENTION_HOURS", 168.0, _float(0.0))
     media_memory_limit_bytes: int = _setting("MEDIA_MEMORY_LIMIT_BYTES", 6 * 1024**3, _int(256 * 1024**2))
     media_timeout_seconds: float = _setting("MEDIA_TIMEOUT_SECONDS", 300.0, _float(1.0))
     media_timeout_factor: float = _setting("MEDIA_TIMEOUT_FACTOR", 2.0, _float(0.0))

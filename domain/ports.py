@@ -99,6 +99,18 @@ class ClipRenderer(Protocol):
     ) -> RenderedClip: ...
 
 
+class UploadStore(Protocol):
+    """The files the API stored as uploads (``upload:<id>`` sources)."""
+
+    def older_than(self, cutoff: datetime) -> Sequence[str]:
+        """The ids of uploads last written before ``cutoff``."""
+        ...
+
+    def remove(self, upload_id: str) -> int:
+        """Delete one upload; the bytes freed (0 when it was already gone)."""
+        ...
+
+
 class MediaStore(Protocol):
     """Where rendered files live (a local folder, or a shared volume at scale)."""
 
@@ -160,6 +172,10 @@ class JobRepository(Protocol):
         ...
 
     async def counts(self, now: datetime) -> JobCounts: ...
+
+    async def unfinished_sources(self, sources: Sequence[str]) -> set[str]:
+        """Which of ``sources`` a queued or running job still reads."""
+        ...
 
 
 class ClipRepository(Protocol):

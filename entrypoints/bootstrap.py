@@ -38,6 +38,7 @@ from adapters.redis.rate_limiter import LimitsRateLimiter
 from application.check_health import CheckHealth, DependencyProbes, HealthMonitor
 from application.config import AppConfig
 from application.job_attempt import JobRunPolicy
+from application.prune_uploads import UploadRetention
 from application.train_model import TrainingPolicy
 from domain.ports import (
     Cache,
@@ -51,6 +52,7 @@ from domain.ports import (
     Trainer,
     Transcriber,
     UnitOfWorkFactory,
+    UploadStore,
     VideoModel,
 )
 from domain.retry import RetryPolicy
@@ -105,6 +107,7 @@ def build_worker_container(config: AppConfig) -> Container:
     )
     from adapters.media.isolation import Isolation
     from adapters.media.service_fetcher import ServiceMediaFetcher
+    from adapters.media.upload_folder import UploadFolder
     from adapters.media.url_fetcher import FetchLimits, HttpMediaFetcher, create_fetch_client
     from adapters.speech.whisper import WhisperTranscriber
     from adapters.speech.whisper_model import WhisperModelFiles, resolve
@@ -125,6 +128,8 @@ def build_worker_container(config: AppConfig) -> Container:
         ),
     )
     container[MediaFetcher] = ServiceMediaFetcher(media_root=config.media_dir, http=downloads)
+    container[UploadStore] = UploadFolder(config.media_dir / "uploads")
+    container[UploadRetention] = UploadRetention(hours=config.upload_retention_hours)
 
     async def open_isolation() -> Isolation:
         isolation = Isolation()

@@ -10,7 +10,8 @@ asks to retry. Around it this process adds what a long-lived worker needs:
 * a sweeper, every WORKER_SWEEP_SECONDS: work of stalled workers (no heartbeat for WORKER_STALLED_SECONDS)
   goes back to the queue, and ``RecoverJobs`` requeues jobs whose lease ran out with no live queue entry.
   A job whose worker died is therefore running again within max(WORKER_STALLED_SECONDS, JOB_LEASE_SECONDS)
-  + WORKER_SWEEP_SECONDS + WORKER_HEARTBEAT_SECONDS;
+  + WORKER_SWEEP_SECONDS + WORKER_HEARTBEAT_SECONDS. The same pass runs ``PruneUploads``: uploads older than
+  UPLOAD_RETENTION_HOURS that no unfinished job reads are deleted;
 * graceful stop on SIGTERM/SIGINT: nothing new is claimed, running jobs get WORKER_SHUTDOWN_GRACE_SECONDS
   to finish, then are handed back to the queue (their decoder children killed), and the process exits 0;
 * ``/health``, ``/health/detailed`` and ``/metrics`` on ``--metrics-port``.
@@ -45,6 +46,7 @@ from application.check_health import HealthMonitor
 from application.config import AppConfig
 from application.job_statistics import JobStatistics
 from application.process_job import ProcessJob
+from application.prune_uploads import PruneUploads
 from application.recover_jobs import RecoverJobs
 from application.train_model import TrainModel
 from domain.errors import (
@@ -253,6 +255,7 @@ class WorkerProcess:
                 if self.queue_running:
                     await retry_stalled(app, self.config.worker_stalled_seconds)
                 await container[RecoverJobs]()
+                await container[PruneUploads]()
             except Exception as error:
                 log.warning("worker.sweep_failed", error=f"{type(error).__name__}: {error}")
 

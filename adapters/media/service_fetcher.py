@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,12 +15,11 @@ import attrs
 
 from adapters.media.address_guard import AddressGuard
 from adapters.media.local_fetcher import hashed
+from adapters.media.upload_folder import UPLOAD_ID
 from adapters.media.url_fetcher import checked_url
 from domain.errors import SourceRejected
 from domain.jobs import UPLOAD_PREFIX
 from domain.ports import FetchedMedia, MediaFetcher
-
-_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def validate_source_url(url: str, allowed_networks: Iterable[str] = ()) -> str:
@@ -51,7 +49,7 @@ class ServiceMediaFetcher:
         raise SourceRejected("a source is an upload id or an http(s) URL, not a path or another scheme")
 
     def _upload(self, upload_id: str) -> FetchedMedia:
-        if not _UPLOAD_ID.fullmatch(upload_id):
+        if not UPLOAD_ID.fullmatch(upload_id):
             raise SourceRejected("an upload id is 32 lowercase hexadecimal characters")
         folder = self.media_root / "uploads"
         path = folder / upload_id
@@ -62,5 +60,5 @@ class ServiceMediaFetcher:
         # lstat: a link planted in the folder must not lead the worker to a file elsewhere.
         if not stat.S_ISREG(mode) or path.resolve().parent != folder.resolve():
             raise SourceRejected(f"upload {upload_id} is not a regular file")
-        # Not temporary: the upload is the user's file, kept for re-runs; the job must not delete it.
+        # Not temporary: a retried attempt reads it again. PruneUploads removes it once no job needs it.
         return hashed(path, f"upload {upload_id}")

@@ -179,6 +179,10 @@ class MemoryJobRepository:
 
         return self._table.select(stale, lambda j: (j.updated_at, j.id))[:limit]
 
+    async def unfinished_sources(self, sources: Sequence[str]) -> set[str]:
+        wanted = set(sources)
+        return {job.source for job in self._table.rows() if job.source in wanted and not job.status.finished}
+
     async def counts(self, now: datetime) -> JobCounts:
         by_status = dict.fromkeys(JobStatus, 0)
         oldest: datetime | None = None

@@ -174,6 +174,15 @@ class PostgresJobRepository:
         )
         return [mapping.JOBS.entity_of(row) for row in await _all(self._connection, query)]
 
+    async def unfinished_sources(self, sources: Sequence[str]) -> set[str]:
+        unfinished = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+        query = (
+            sa.select(jobs.c.source)
+            .where(jobs.c.status.in_(unfinished), jobs.c.source.in_(list(sources)))
+            .distinct()
+        )
+        return {row.source for row in await _all(self._connection, query)}
+
     async def counts(self, now: datetime) -> JobCounts:
         statement = sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
         by_status = dict.fromkeys(JobStatus, 0)

@@ -309,3 +309,26 @@ def _postgres_restart_command() -> list[str]:
         version = sorted(p.name for p in clusters.iterdir())[-1]
         return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
     pytest.fail("set TEST_POSTGRES_RESTART to a command that restarts the test database server", False)
+
+
+def test_a_worker_deletes_an_ended_jobs_upload_once_the_retention_has_passed(
+    database: str, tmp_path: Path
+) -> None:
+    # About two seconds of retention, so the worker's one-second sweep decides within the test.
+    env = service_env(database, tmp_path, UPLOAD_RETENTION_HOURS=str(2 / 3600))
+    api = start_api(env, tmp_path)
+    worker: Proc | None = None
+    try:
+        alice = Client(api.url, "alice")
+        write_video(tmp_path / "short.mp4", LONG[:1])
+        job = alice.submit_file(tmp_path / "short.mp4").json()
+        uploads = tmp_path / "media" / "uploads"
+        (stored,) = list(uploads.iterdir())
+        # No worker yet: the job waits in the queue, and is cancelled there.
+        assert alice.http.delete(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+        worker = start_worker(env, tmp_path)
+        wait_for(lambda: not stored.exists(), 60, "the ended job's upload to be deleted")
+        assert list(uploads.iterdir()) == []
+    finally:
+        workers = [worker] if worker else []
+        assert _stop_all(*workers, api)[: len(workers)] == [0] * len(workers)

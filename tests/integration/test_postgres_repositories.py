@@ -201,6 +201,21 @@ async def test_jobs_needing_recovery_are_expired_leases_and_long_queued_ones(uow
     assert not {live.id, fresh.id} & found
 
 
+async def test_unfinished_sources_are_those_a_queued_or_running_job_reads(uow: UnitOfWorkFactory) -> None:
+    sources = [f"upload:{new_id().replace('-', '')}" for _ in range(5)]
+    queued, running, ended, twice, _unread = sources
+    async with uow() as tx:
+        await tx.jobs.add(_job(source=queued))
+        await tx.jobs.add(_job(source=running, status=JobStatus.RUNNING, lease_token="r"))
+        await tx.jobs.add(_job(source=ended, status=JobStatus.SUCCEEDED))
+        await tx.jobs.add(_job(source=twice, status=JobStatus.FAILED))  # re-submitted: one job still waits
+        await tx.jobs.add(_job(source=twice))
+        await tx.commit()
+    async with uow(read_only=True) as tx:
+        assert await tx.jobs.unfinished_sources(sources) == {queued, running, twice}
+        assert await tx.jobs.unfinished_sources([]) == set()
+
+
 async def test_counts_by_status_and_oldest_queued(uow: UnitOfWorkFactory) -> None:
     now = datetime.now(UTC)
     async with uow() as tx:

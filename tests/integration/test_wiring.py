@@ -20,6 +20,7 @@ from application.check_health import HealthMonitor
 from application.config import AppConfig
 from application.job_statistics import JobStatistics
 from application.process_job import ProcessJob
+from application.prune_uploads import PruneUploads
 from application.recover_jobs import RecoverJobs
 from application.submit_job import SubmitJob
 from application.train_model import EvaluateModels, TrainModel
@@ -61,7 +62,7 @@ def _injected(container: Container) -> set[type]:
 
 
 # The worker runs these; the CLI runs SubmitJob and ProcessJob; `opusclip train` and `eval` the training ones.
-WORKER_USE_CASES = {ProcessJob, RecoverJobs, JobStatistics, TrainModel}
+WORKER_USE_CASES = {ProcessJob, RecoverJobs, PruneUploads, JobStatistics, TrainModel}
 CLI_USE_CASES = {SubmitJob, ProcessJob}
 TRAINING_USE_CASES = {TrainModel, EvaluateModels, BuildTrainingSet}
 
