@@ -20,8 +20,9 @@ import torch
 from safetensors.torch import load_file
 
 from adapters.torch.highlight_net import FEATURE_NAMES, HighlightNet
+from adapters.torch.launcher import PROGRESS
 from adapters.torch.model_manager import ModelManager
-from adapters.torch.trainer import CHECKPOINT, PROGRESS, TorchTrainer
+from adapters.torch.trainer import CHECKPOINT, TorchTrainer
 from domain.errors import InvalidOptions
 from domain.training import (
     TrainingResult,
