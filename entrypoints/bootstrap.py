@@ -79,13 +79,15 @@ def build_container(config: AppConfig) -> Container:
     changes: Resource[PostgresJobChanges] = lifecycle.add("job-changes", open_changes, lambda c: c.close())
     container[JobChanges] = lambda: changes.get()
     if config.rate_limit_enabled:
-        limiter = lifecycle.add(
-            "rate-limits",
-            lambda: LimitsRateLimiter.from_url(
+
+        async def open_limiter() -> LimitsRateLimiter:
+            limiter = LimitsRateLimiter.from_url(
                 config.redis_url, read=config.rate_limit_default, submit=config.rate_limit_submit
-            ),
-            lambda r: r.close(),
-        )
+            )
+            await limiter.warm_up()
+            return limiter
+
+        limiter: Resource[LimitsRateLimiter] = lifecycle.add("rate-limits", open_limiter, lambda r: r.close())
         container[RateLimiter] = lambda: limiter.get()
     else:
         container[RateLimiter] = UnlimitedRateLimiter()

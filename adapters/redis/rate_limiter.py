@@ -10,6 +10,7 @@ the next hit, so decisions resume by themselves once Redis is back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -28,6 +29,12 @@ from domain.errors import DependencyUnavailable
 
 # Well inside the 250 ms a request may wait for its decision, leaving room for a busy event loop.
 DECISION_TIMEOUT_SECONDS = 0.2
+# Start-up may take longer: a connection's handshake and loading limits' scripts into Redis.
+WARM_UP_SECONDS = 5.0
+# No route class is named this, so warm-up entries can never count against anyone's budget.
+_WARM_UP = ("warm-up", "start")
+
+log = logging.getLogger(__name__)
 
 _OUTAGE = (RedisError, OSError, TimeoutError)
 
@@ -75,6 +82,18 @@ class LimitsRateLimiter:
             raise DependencyUnavailable(f"rate limiter: redis unavailable ({_describe(error)})") from error
         # reset_time is when the oldest request in the window leaves it, letting the next one in.
         return RateDecision(allowed=False, retry_after=max(1, math.ceil(window.reset_time - time.time())))
+
+    async def warm_up(self) -> None:
+        """Connect and load limits' scripts into Redis at start-up, so that the first requests do not pay
+        for the handshake inside their decision bound (on a loaded machine they could not, and were refused
+        with 503). Redis being down is not fatal here: decisions fail closed, request by request, until it
+        is back."""
+        try:
+            async with asyncio.timeout(WARM_UP_SECONDS):
+                for budget in self.budgets.values():
+                    await self._window.hit(budget, *_WARM_UP)
+        except _OUTAGE as error:
+            log.warning("rate_limiter.warm_up_failed", extra={"error": _describe(error)})
 
     async def close(self) -> None:
         await self.client.aclose()

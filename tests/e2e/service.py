@@ -226,6 +226,27 @@ class Client:
                 headers=headers,
             )
 
+    def submitted(self, url: str, options: dict[str, Any] | None = None) -> str:
+        """The id of a job made from ``url``; see ``_accepted``."""
+        return self._accepted(lambda key: self.submit_url(url, options, **key))
+
+    def submitted_file(self, path: Path, options: dict[str, Any] | None = None) -> str:
+        """The id of a job made from an upload of ``path``; see ``_accepted``."""
+        return self._accepted(lambda key: self.submit_file(path, options, **key))
+
+    def _accepted(self, send: Callable[[dict[str, str]], httpx.Response]) -> str:
+        """Submits as a well-behaved client does: a 503 (busy, or a dependency blipped: try again shortly)
+        is sent again after its Retry-After, under one Idempotency-Key, so a retry never makes a second job.
+        Any other answer than 202 fails the test and shows the response."""
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        deadline = time.monotonic() + 60
+        response = send(key)
+        while response.status_code == 503 and time.monotonic() < deadline:
+            time.sleep(min(5.0, float(response.headers.get("retry-after") or 0.5)))
+            response = send(key)
+        assert response.status_code == 202, f"{response.status_code}: {response.text}"
+        return str(response.json()["id"])
+
     def job(self, job_id: str) -> dict[str, Any]:
         response = self.http.get(f"/v1/jobs/{job_id}")
         assert response.status_code == 200, response.text

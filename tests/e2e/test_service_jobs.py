@@ -170,7 +170,7 @@ def test_the_same_video_from_another_user_is_not_decoded_again(
 
 def test_the_jobs_list_pages_with_a_cursor(stack: Stack, done_jobs: dict[str, dict[str, Any]]) -> None:
     alice = stack.client("alice")
-    extra = [alice.submit_url(stack.media.url("page.html")).json()["id"] for _ in range(3)]
+    extra = [alice.submitted(stack.media.url("page.html")) for _ in range(3)]
     seen: list[str] = []
     response = alice.http.get("/v1/jobs", params={"limit": 2})
     while True:
@@ -191,14 +191,14 @@ def test_the_jobs_list_pages_with_a_cursor(stack: Stack, done_jobs: dict[str, di
 
 def test_a_file_that_is_not_media_fails_its_job_at_once(stack: Stack) -> None:
     alice = stack.client("alice")
-    job = alice.wait(alice.submit_url(stack.media.url("page.html")).json()["id"])
+    job = alice.wait(alice.submitted(stack.media.url("page.html")))
     assert job["status"] == "failed" and job["attempts"] == 1
     assert job["error"]["code"] == "unsupported_media", job
 
 
 def test_a_missing_url_fails_without_retries(stack: Stack) -> None:
     alice = stack.client("alice")
-    job = alice.wait(alice.submit_url(stack.media.url("nothing-here.mp4")).json()["id"])
+    job = alice.wait(alice.submitted(stack.media.url("nothing-here.mp4")))
     assert (job["status"], job["attempts"], job["error"]["code"]) == ("failed", 1, "source_rejected")
     assert "404" in job["error"]["message"]
 
@@ -249,7 +249,7 @@ def _events(client: Client, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]
 
 def test_events_stream_progress_until_the_job_ends(stack: Stack) -> None:
     alice = stack.client("alice")
-    job_id = alice.submit_url(stack.media.url("talk.mp4"), {**OPTIONS, "max_clips": 1}).json()["id"]
+    job_id = alice.submitted(stack.media.url("talk.mp4"), {**OPTIONS, "max_clips": 1})
     events = list(_events(alice, job_id))
     assert events[-1][0] == "end" and events[-1][1]["status"] == "succeeded"
     progress = [(e["status"], e["stage"], e["progress"]) for k, e in events if k == "progress"]
@@ -261,9 +261,7 @@ def test_events_stream_progress_until_the_job_ends(stack: Stack) -> None:
 
 def test_a_running_job_is_cancelled_at_its_next_stage(stack: Stack) -> None:
     alice = stack.client("alice")
-    job_id = alice.submit_url(
-        stack.media.url("talk.mp4"), {**OPTIONS, "aspect": "1:1", "max_clips": 3}
-    ).json()["id"]
+    job_id = alice.submitted(stack.media.url("talk.mp4"), {**OPTIONS, "aspect": "1:1", "max_clips": 3})
     # Cancelled as soon as it starts (the events are pushed), so that stages are still ahead of it.
     next(e for k, e in _events(alice, job_id) if e["status"] != "queued")
     response = alice.http.delete(f"/v1/jobs/{job_id}")
@@ -395,6 +393,6 @@ def test_a_promoted_version_scores_the_next_job_of_a_running_worker(
     assert admin.http.post(f"/v1/models/{version_id[:-1]}0/activate").status_code == 404
 
     # The same workers, never restarted: their next job scores with the new version.
-    job = admin.wait(admin.submit_url(stack.media.url("talk.mp4"), OPTIONS).json()["id"])
+    job = admin.wait(admin.submitted(stack.media.url("talk.mp4"), OPTIONS))
     assert job["status"] == "succeeded" and job["model_version"] == "e2e-v2", job
     assert {clip["model_version"] for clip in job["clips"]} == {"e2e-v2"}

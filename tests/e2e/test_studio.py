@@ -144,9 +144,9 @@ def test_a_wrong_token_shows_the_sign_in_message(tab: Tab) -> None:
 def test_queued_jobs_page_newest_first_cancel_and_stay_private(tab: Tab, stack: Stack) -> None:
     alice, bob = Client(stack.api.url, "pager"), Client(stack.api.url, "bob")
     for i in range(10):
-        job = alice.submit_url(NOWHERE.format(f"old-{i:02d}")).json()
-        assert alice.http.delete(f"/v1/jobs/{job['id']}").status_code == 200
-    bob.submit_url(NOWHERE.format("bobs-secret"))
+        job_id = alice.submitted(NOWHERE.format(f"old-{i:02d}"))
+        assert alice.http.delete(f"/v1/jobs/{job_id}").status_code == 200
+    bob.submitted(NOWHERE.format("bobs-secret"))
 
     tab.sign_in(token("pager"))
     expect(tab.page.locator("#who")).to_have_text("Signed in as pager")

@@ -94,7 +94,7 @@ def test_a_killed_worker_s_job_is_finished_by_another_with_one_set_of_clips(
     workers = [start_worker(env, tmp_path), start_worker(env, tmp_path)]
     try:
         alice = Client(api.url, "alice")
-        job_id = alice.submit_url(media.url("long.mp4"), OPTIONS).json()["id"]
+        job_id = alice.submitted(media.url("long.mp4"), OPTIONS)
         _mid_job(alice, job_id)
         victim = _worker_by_pid(workers, wait_for(lambda: _holder(database, job_id), 30, "a lease owner"))
         children = descendants(victim.pid)
@@ -125,7 +125,7 @@ def test_a_frozen_worker_that_wakes_up_late_cannot_write(
     frozen: Proc | None = None
     try:
         alice = Client(api.url, "alice")
-        job_id = alice.submit_url(media.url("long.mp4"), OPTIONS).json()["id"]
+        job_id = alice.submitted(media.url("long.mp4"), OPTIONS)
         _mid_job(alice, job_id)
         frozen = _worker_by_pid(workers, wait_for(lambda: _holder(database, job_id), 30, "a lease owner"))
         frozen.signal(signal.SIGSTOP)
@@ -155,7 +155,7 @@ def test_many_workers_claim_each_of_many_jobs_exactly_once(
     workers = [start_worker(env, tmp_path) for _ in range(4)]
     try:
         alice = Client(api.url, "alice")
-        ids = [alice.submit_url(media.url("page.html")).json()["id"] for _ in range(500)]
+        ids = [alice.submitted(media.url("page.html")) for _ in range(500)]
         assert len(set(ids)) == 500
 
         def finished() -> bool:
@@ -196,28 +196,16 @@ def test_an_input_that_exhausts_its_media_child_fails_its_job_and_the_worker_liv
     worker = start_worker(env, tmp_path)
     try:
         alice = Client(api.url, "alice")
-        huge = alice.submit_url(media.url("huge.mp4"), {"max_clips": 1, "min_seconds": 4, "max_seconds": 6})
-        job = alice.wait(huge.json()["id"], timeout=300)
+        huge = alice.submitted(media.url("huge.mp4"), {"max_clips": 1, "min_seconds": 4, "max_seconds": 6})
+        job = alice.wait(huge, timeout=300)
         assert (job["status"], job["attempts"]) == ("failed", 2), job
         assert job["error"]["code"] == "corrupt_media" and "memory" in job["error"]["message"], job
         assert worker.process.poll() is None and httpx.get(f"{worker.url}/health").status_code == 200
         # ...and goes on to do real work.
-        fine = alice.wait(alice.submit_url(media.url("long.mp4"), {"max_clips": 1}).json()["id"], timeout=300)
+        fine = alice.wait(alice.submitted(media.url("long.mp4"), {"max_clips": 1}), timeout=300)
         assert fine["status"] == "succeeded", fine
     finally:
         assert _stop_all(worker, api)[0] == 0
-
-
-def _submitted(client: Client, url: str, options: dict[str, Any]) -> str:
-    """A job's id; a 503 (the service says: try again shortly) is retried as a client would."""
-    deadline = time.monotonic() + 30
-    while True:
-        response = client.submit_url(url, options)
-        if response.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
 
 
 def test_jobs_resume_after_postgres_restarts_mid_run(
@@ -229,7 +217,7 @@ def test_jobs_resume_after_postgres_restarts_mid_run(
     workers = [start_worker(env, tmp_path), start_worker(env, tmp_path)]
     try:
         alice = Client(api.url, "alice")
-        ids = [_submitted(alice, media.url("long.mp4"), {**OPTIONS, "max_clips": 1}) for _ in range(3)]
+        ids = [alice.submitted(media.url("long.mp4"), {**OPTIONS, "max_clips": 1}) for _ in range(3)]
         _mid_job(alice, ids[0])
         subprocess.run(restart, check=True, timeout=120, capture_output=True)
         jobs = [alice.wait(job_id, timeout=400) for job_id in _retrying(alice, ids)]
@@ -239,9 +227,7 @@ def test_jobs_resume_after_postgres_restarts_mid_run(
             wait_for(
                 lambda w=worker: httpx.get(f"{w.url}/health").json()["queue"] == "running", 60, "reconnect"
             )
-        later = alice.wait(
-            alice.submit_url(media.url("long.mp4"), {"max_clips": 1}).json()["id"], timeout=300
-        )
+        later = alice.wait(alice.submitted(media.url("long.mp4"), {"max_clips": 1}), timeout=300)
         assert later["status"] == "succeeded"
     finally:
         assert _stop_all(*workers, api)[:2] == [0, 0]
@@ -255,8 +241,8 @@ def test_sigterm_lets_the_running_job_finish_then_exits_zero(
     worker = start_worker(env, tmp_path)
     try:
         alice = Client(api.url, "alice")
-        first = alice.submit_url(media.url("long.mp4"), {**OPTIONS, "max_clips": 1}).json()["id"]
-        second = alice.submit_url(media.url("long.mp4"), {**OPTIONS, "max_clips": 2}).json()["id"]
+        first = alice.submitted(media.url("long.mp4"), {**OPTIONS, "max_clips": 1})
+        second = alice.submitted(media.url("long.mp4"), {**OPTIONS, "max_clips": 2})
         _mid_job(alice, first)
         worker.signal(signal.SIGTERM)
         assert worker.process.wait(timeout=240) == 0, worker.output[-3000:]
@@ -275,7 +261,7 @@ def test_sigterm_past_the_grace_period_hands_the_job_to_another_worker(
     leaving = start_worker(env, tmp_path)
     try:
         alice = Client(api.url, "alice")
-        job_id = alice.submit_url(media.url("long.mp4"), OPTIONS).json()["id"]
+        job_id = alice.submitted(media.url("long.mp4"), OPTIONS)
         _mid_job(alice, job_id)
         children = descendants(leaving.pid)
         leaving.signal(signal.SIGTERM)
@@ -321,11 +307,11 @@ def test_a_worker_deletes_an_ended_jobs_upload_once_the_retention_has_passed(
     try:
         alice = Client(api.url, "alice")
         write_video(tmp_path / "short.mp4", LONG[:1])
-        job = alice.submit_file(tmp_path / "short.mp4").json()
+        job_id = alice.submitted_file(tmp_path / "short.mp4")
         uploads = tmp_path / "media" / "uploads"
         (stored,) = list(uploads.iterdir())
         # No worker yet: the job waits in the queue, and is cancelled there.
-        assert alice.http.delete(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+        assert alice.http.delete(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
         worker = start_worker(env, tmp_path)
         wait_for(lambda: not stored.exists(), 60, "the ended job's upload to be deleted")
         assert list(uploads.iterdir()) == []

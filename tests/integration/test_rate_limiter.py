@@ -179,3 +179,29 @@ async def test_decisions_resume_when_redis_comes_back(redis_url: str) -> None:
     finally:
         await limiter.close()
         await relay.stop()
+
+
+async def _cached_scripts(limiter: LimitsRateLimiter) -> int:
+    return int((await limiter.client.info("memory"))["number_of_cached_scripts"])
+
+
+async def test_warm_up_loads_the_scripts_and_charges_no_one(limiter: LimitsRateLimiter) -> None:
+    # The first requests after start-up must not pay for loading limits' scripts inside their 200 ms.
+    await limiter.client.script_flush()
+    assert await _cached_scripts(limiter) == 0
+    await limiter.warm_up()
+    assert await _cached_scripts(limiter) >= 1
+    who = subject()
+    assert [(await limiter.hit(who, RouteClass.SUBMIT)).allowed for _ in range(4)] == [True] * 3 + [False]
+
+
+async def test_warm_up_without_redis_lets_the_service_start(closed_port: int) -> None:
+    limiter = LimitsRateLimiter.from_url(
+        f"redis://127.0.0.1:{closed_port}/0", read="3/minute", submit="3/minute"
+    )
+    try:
+        await limiter.warm_up()  # logged, not raised: decisions fail closed once requests come
+        with pytest.raises(DependencyUnavailable):
+            await limiter.hit(subject(), RouteClass.SUBMIT)
+    finally:
+        await limiter.close()
