@@ -8,7 +8,9 @@ queue's tables hold only that module's work.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import http.server
 import os
 import signal
@@ -28,6 +30,7 @@ import httpx
 
 from adapters.auth.jwt_authority import JwtTokenAuthority
 from adapters.postgres.engine import asyncpg_url, libpq_url
+from adapters.process_guard import die_with_parent
 from domain.auth import Scope
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -149,11 +152,24 @@ class Proc:
             self.process.wait()
 
 
+_STARTED: list[Proc] = []
+
+
+@atexit.register
+def _reap() -> None:
+    """A service a failed fixture started and never stopped does not outlive the test run."""
+    for proc in _STARTED:
+        proc.kill()
+
+
 def _start(name: str, command: list[str], env: dict[str, str], root: Path, health_url: str) -> Proc:
     log_path = root / f"{name}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Killed by the kernel if this test run itself is killed (PR_SET_PDEATHSIG).
+        guard = functools.partial(die_with_parent, parent=os.getpid())
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=guard)
     proc = Proc(name, process, log_path, health_url.rsplit("/health", 1)[0])
+    _STARTED.append(proc)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
