@@ -9,16 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.memory.cache import MemoryCache
-from adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from adapters.speech.whisper import _Heard, assemble
-from application.job_attempt import JobRunPolicy
 from application.process_job import ProcessJob
 from application.submit_job import SubmitJob, SubmitJobRequest
 from domain.codec import decode_transcript, encode_transcript
 from domain.media import Segment, Transcript, Word
-from domain.retry import RetryPolicy
-from tests.unit.fakes import FakeAnalyzer, FakeFetcher, FakeModel, FakeRenderer, FakeStore, FakeTranscriber
+from tests.unit.fakes import FakeTranscriber, process_job_parts
 
 
 def heard(*phrases: tuple[tuple[str, float, float], ...], language: str = "en") -> _Heard:
@@ -103,17 +99,8 @@ def test_an_entry_from_before_segments_is_a_miss() -> None:
 
 @pytest.fixture
 def parts(tmp_path):
-    return {
-        "fetcher": FakeFetcher({"talk.mp4": "a" * 64}),
-        "analyzer": FakeAnalyzer(),
-        "transcriber": FakeTranscriber(version="faster-whisper-1.2.1/tiny.en-1a5afae06a4db91c/cpu-int8/r1"),
-        "model": FakeModel(),
-        "renderer": FakeRenderer(),
-        "store": FakeStore(tmp_path),
-        "cache": MemoryCache(),
-        "uow": MemoryUnitOfWorkFactory(),
-        "policy": JobRunPolicy(retry=RetryPolicy(max_attempts=1)),
-    }
+    transcriber = FakeTranscriber(version="faster-whisper-1.2.1/tiny.en-1a5afae06a4db91c/cpu-int8/r1")
+    return process_job_parts(tmp_path, transcriber=transcriber)
 
 
 async def _run(parts) -> frozenset[str]:
