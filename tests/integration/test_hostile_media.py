@@ -1,7 +1,7 @@
 """Hostile media through probe, analysis and rendering: any channel layout, MPEG-TS whose clock jumps, files
 with several video and audio streams, pictures that are no video, and frames at the edges of a span.
 
-Inputs are built with PyAV: numbered frames (8 black/white blocks) tell which source frame a clip shows.
+Inputs are built with PyAV: numbered frames (9 black/white blocks) tell which source frame a clip shows.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from adapters.media.renderer import PyAVClipRenderer
 from adapters.speech.audio import decode_audio
 from domain.errors import UnsupportedMedia
 from domain.media import MEDIA_FEATURES, Clip, ClipOptions, MediaInfo, Span
+from tests.numbered_frames import frame_number, numbered_frame
 
 SIZE = (320, 180)
 BITS = 9
@@ -29,23 +30,11 @@ OPTIONS = ClipOptions(min_seconds=1, caption_formats=frozenset())
 
 
 def _numbered(index: int, size: tuple[int, int] = SIZE, background: int = 128) -> av.VideoFrame:
-    w, h = size
-    luma = np.full((h, w), background, np.uint8)
-    block = w // BITS
-    for bit in range(BITS):
-        luma[: h // 4, bit * block : (bit + 1) * block] = 235 if index >> bit & 1 else 16
-    chroma = np.full((h // 2, w), 128, np.uint8)
-    return av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
+    return numbered_frame(index, size, bits=BITS, bar_rows=size[1] // 4, background=background)
 
 
 def _number(frame: av.VideoFrame) -> int:
-    w, h = frame.width, frame.height
-    luma = frame.to_ndarray(format="gray")
-    block = w // BITS
-    means = [
-        luma[h // 16 : h * 3 // 16, bit * block + 6 : (bit + 1) * block - 6].mean() for bit in range(BITS)
-    ]
-    return sum(1 << bit for bit, m in enumerate(means) if m > 128)
+    return frame_number(frame, bits=BITS, bar_rows=frame.height // 4, margin=6)
 
 
 def _tone(seconds: float, hz: float, amplitude: float = 0.3) -> np.ndarray:

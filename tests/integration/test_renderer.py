@@ -16,6 +16,7 @@ from adapters.media.renderer import PyAVClipRenderer
 from adapters.media.synthetic import Scene, Truth, write_video
 from domain.errors import InvalidInput, MediaError
 from domain.media import Clip, ClipOptions, MediaInfo, RenderedClip, Span, Word
+from tests.numbered_frames import frame_number, numbered_frame
 
 FPS = 25
 GOP = 50
@@ -27,21 +28,11 @@ RATE = 48_000
 
 def _numbered_frame(index: int) -> av.VideoFrame:
     """Grey frame whose top half shows ``index`` as 8 black/white blocks (big enough to survive h264)."""
-    w, h = SIZE
-    luma = np.full((h, w), 128, np.uint8)
-    block = w // BITS
-    for bit in range(BITS):
-        luma[: h // 2, bit * block : (bit + 1) * block] = 235 if index >> bit & 1 else 16
-    chroma = np.full((h // 2, w), 128, np.uint8)
-    return av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
+    return numbered_frame(index, SIZE, bits=BITS, bar_rows=SIZE[1] // 2)
 
 
 def _read_number(frame: av.VideoFrame) -> int:
-    w, h = frame.width, frame.height
-    luma = frame.to_ndarray()[:h, :w]
-    block = w // BITS
-    means = [luma[h // 8 : h * 3 // 8, bit * block + 8 : (bit + 1) * block - 8].mean() for bit in range(BITS)]
-    return sum(1 << bit for bit, m in enumerate(means) if m > 128)
+    return frame_number(frame, bits=BITS, bar_rows=frame.height // 2, margin=8)
 
 
 def _write_numbered(path: Path, seconds: float) -> None:
