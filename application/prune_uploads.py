@@ -26,6 +26,12 @@ BATCH = 500  # sources per query
 class UploadRetention:
     hours: float = 168.0  # 0: uploads are kept forever
 
+    @property
+    def check_every_seconds(self) -> float:
+        """How often a sweeper need look: ten times per retention period, and at least every 10 minutes
+        (listing a folder of a week's uploads every few seconds would be work for nothing)."""
+        return min(600.0, self.hours * 360.0)
+
 
 @attrs.frozen
 class PruneReport:

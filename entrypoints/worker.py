@@ -10,8 +10,8 @@ asks to retry. Around it this process adds what a long-lived worker needs:
 * a sweeper, every WORKER_SWEEP_SECONDS: work of stalled workers (no heartbeat for WORKER_STALLED_SECONDS)
   goes back to the queue, and ``RecoverJobs`` requeues jobs whose lease ran out with no live queue entry.
   A job whose worker died is therefore running again within max(WORKER_STALLED_SECONDS, JOB_LEASE_SECONDS)
-  + WORKER_SWEEP_SECONDS + WORKER_HEARTBEAT_SECONDS. The same pass runs ``PruneUploads``: uploads older than
-  UPLOAD_RETENTION_HOURS that no unfinished job reads are deleted;
+  + WORKER_SWEEP_SECONDS + WORKER_HEARTBEAT_SECONDS. The same pass runs ``PruneUploads`` ten times per
+  UPLOAD_RETENTION_HOURS (at least every 10 minutes): old uploads that no unfinished job reads are deleted;
 * graceful stop on SIGTERM/SIGINT: nothing new is claimed, running jobs get WORKER_SHUTDOWN_GRACE_SECONDS
   to finish, then are handed back to the queue (their decoder children killed), and the process exits 0;
 * ``/health``, ``/health/detailed`` and ``/metrics`` on ``--metrics-port``.
@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,7 +48,7 @@ from application.check_health import HealthMonitor
 from application.config import AppConfig
 from application.job_statistics import JobStatistics
 from application.process_job import ProcessJob
-from application.prune_uploads import PruneUploads
+from application.prune_uploads import PruneUploads, UploadRetention
 from application.recover_jobs import RecoverJobs
 from application.train_model import TrainModel
 from domain.errors import (
@@ -249,13 +251,17 @@ class WorkerProcess:
             backoff = min(RESTART_BACKOFF_MAX, backoff * 2)
 
     async def _sweep_forever(self, app: App, container: Container) -> None:
+        prune_every = container[UploadRetention].check_every_seconds
+        pruned_at = -math.inf
         while True:
             await asyncio.sleep(self.config.worker_sweep_seconds)
             try:
                 if self.queue_running:
                     await retry_stalled(app, self.config.worker_stalled_seconds)
                 await container[RecoverJobs]()
-                await container[PruneUploads]()
+                if time.monotonic() - pruned_at >= prune_every:
+                    pruned_at = time.monotonic()
+                    await container[PruneUploads]()
             except Exception as error:
                 log.warning("worker.sweep_failed", error=f"{type(error).__name__}: {error}")
 

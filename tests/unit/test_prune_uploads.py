@@ -70,3 +70,8 @@ def test_the_folder_lists_regular_files_only_and_never_follows_links(tmp_path: P
     assert folder.remove("1" * 32) == 0  # already gone: nothing freed, no error
     assert UploadFolder(tmp_path / "missing").older_than(utcnow()) == []
     assert outside.read_bytes() == b"keep"
+
+
+def test_a_sweeper_looks_ten_times_per_retention_and_at_least_every_ten_minutes() -> None:
+    assert UploadRetention(hours=168).check_every_seconds == 600
+    assert UploadRetention(hours=0.5).check_every_seconds == 180
