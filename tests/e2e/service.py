@@ -213,17 +213,40 @@ def token(subject: str, scopes: frozenset[Scope] = ALL_SCOPES, ttl: int | None =
     return authority.issue(subject, scopes, ttl)
 
 
+class PatientTransport(httpx.HTTPTransport):
+    """Sends a request again after a 503 (the service is busy, or a dependency blipped: it says try again
+    shortly), as a patient client does. Only requests whose body can be sent again (none, or bytes such as
+    JSON) are retried; an upload's answer is returned as it is."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + 60
+        response = super().handle_request(request)
+        while response.status_code == 503 and isinstance(request.stream, httpx.ByteStream):
+            if time.monotonic() > deadline:
+                break
+            response.read()
+            response.close()
+            time.sleep(min(5.0, float(response.headers.get("retry-after") or 0.5)))
+            response = super().handle_request(request)
+        return response
+
+
 @attrs.define
 class Client:
-    """The API as a client sees it, signed in as ``subject``."""
+    """The API as a client sees it, signed in as ``subject``. A ``patient`` client retries a 503 (see
+    ``PatientTransport``); tests that expect a 503 use an impatient one."""
 
     base_url: str
     subject: str
+    patient: bool = False
     http: httpx.Client = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.http = httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {token(self.subject)}"}, timeout=30
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token(self.subject)}"},
+            timeout=30,
+            transport=PatientTransport() if self.patient else None,
         )
 
     def submit_url(self, url: str, options: dict[str, Any] | None = None, **headers: str) -> httpx.Response:

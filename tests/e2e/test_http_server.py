@@ -159,15 +159,19 @@ def test_unreachable_redis_is_degraded_but_200_and_shutdown_is_graceful(tmp_path
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     server = start_server(tmp_path, workers=2)
     try:
-        for _ in range(40):  # a new connection each, so both workers get some
-            httpx.get(f"{server.url}/health/detailed", headers={"Connection": "close"})
-        # The sum below means something only if both processes served some of the 40.
-        served_by = {
-            json.loads(line)["pid"]
-            for line in server.output.splitlines()
-            if '"http.request"' in line and '"/health/detailed"' in line
-        }
-        assert len(served_by) == 2, f"one process served every request: {served_by}"
+        # The sum below means something only if both processes served some requests. The kernel hands each
+        # new connection to whichever process accepts first, so on a busy machine one may take a long run.
+        sent, served_by = 0, set()
+        while len(served_by) < 2 and sent < 400:
+            for _ in range(20):  # a new connection each
+                httpx.get(f"{server.url}/health/detailed", headers={"Connection": "close"})
+            sent += 20
+            served_by = {
+                json.loads(line)["pid"]
+                for line in server.output.splitlines()
+                if '"http.request"' in line and '"/health/detailed"' in line
+            }
+        assert len(served_by) == 2, f"one process served all {sent} requests: {served_by}"
         for _ in range(3):  # whichever worker answers, it reports every worker's requests
             text = httpx.get(f"{server.url}/metrics", headers={"Connection": "close"}).text
             line = next(
@@ -177,6 +181,6 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
                 and 'route="/health/detailed"' in line
                 and 'method="GET"' in line
             )
-            assert float(line.rsplit(" ", 1)[1]) == 40.0, line
+            assert float(line.rsplit(" ", 1)[1]) == float(sent), line
     finally:
         server.stop()

@@ -46,7 +46,7 @@ class Stack:
     root: Path
 
     def client(self, subject: str) -> Client:
-        return Client(self.api.url, subject)
+        return Client(self.api.url, subject, patient=True)
 
 
 @pytest.fixture(scope="module")
